@@ -1,0 +1,5 @@
+//! Documentation only: performance figures, guarantees and limitations.
+
+pub mod guarantees;
+pub mod limitations;
+pub mod performance;

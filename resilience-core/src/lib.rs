@@ -1,0 +1,74 @@
+//! Lock-free circuit breakers for the request path: no allocation, lock, syscall or OS clock
+//! read per call.
+//!
+//! ```
+//! use resilience_core::{CircuitBreaker, State};
+//!
+//! let breaker = CircuitBreaker::builder("payments").fail_max(5).build()?;
+//! match breaker.try_acquire() {
+//!     Ok(permit) => permit.success(), // or .failure(), or just drop it
+//!     Err(rejected) => eprintln!("shed load: {rejected}"),
+//! }
+//! assert_eq!(breaker.state(), State::Closed);
+//! # Ok::<(), resilience_core::ConfigError>(())
+//! ```
+//!
+//! # What is inside
+//!
+//! * [`CircuitBreaker`]: CLOSED / OPEN / HALF_OPEN plus FORCED_OPEN and DISABLED, tripping on
+//!   consecutive failures ([`fail_max`](CircuitBreakerBuilder::fail_max)) or a failure rate over
+//!   a count- or time-based [`SlidingWindow`], with growing, jittered OPEN times.
+//! * [`Permit`]: one admitted call; report [`success`](Permit::success),
+//!   [`failure`](Permit::failure) or [`ignore`](Permit::ignore), or drop it.
+//! * [`Rejected`]: a small `Copy` error with the [`RejectReason`] and when to retry.
+//! * [`BreakerRegistry`]: named breakers, lock-free lookup, first configuration wins.
+//! * [`EventChannel`]: bounded lock-free channel of [`BreakerEvent`]s for the control plane.
+//! * [`CoarseClock`] and [`Ticker`]: time as one atomic load; [`ManualClock`] for tests.
+//! * [`GovernanceHash`]: the 16-hex-digit tag every event, error and report carries.
+//!
+//! # Guarantees
+//!
+//! On every call path (`try_acquire`, the outcome methods, `call`): no heap allocation, no lock,
+//! no syscall, and no OS clock read (time is one atomic load of the [`CoarseClock`]), unless the
+//! `slow-call-timing` feature is used with a slow-call policy. CLOSED admission is one atomic
+//! load; OPEN rejection one atomic load plus one clock load; transitions one CAS. Proofs: the
+//! `no_alloc` test (counting allocator), loom models of the state word and the event ring, and a
+//! fuzz target checking the breaker against a reference model. Figures and limits are in
+//! [`docs`].
+//!
+//! # Features
+//!
+//! * `slow-call-timing`: per-call timing and a slow-call-rate trip policy (the one per-call
+//!   clock read).
+//! * `test-util`: [`ManualClock`] and the [`testing`] reference-model drivers.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod breaker;
+mod clock;
+pub mod docs;
+mod error;
+mod event;
+mod governance;
+mod ring;
+mod stats;
+mod sync;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod testing;
+
+#[cfg(feature = "slow-call-timing")]
+pub use breaker::SlowCallPolicy;
+pub use breaker::config;
+pub use breaker::{
+    BreakerConfig, BreakerConfigBuilder, BreakerId, BreakerRegistry, BreakerSnapshot, CallError,
+    CallTotals, CircuitBreaker, CircuitBreakerBuilder, Outcome, Permit, RegistryError,
+    RejectReason, Rejected, SlidingWindow, State, WindowCounts,
+};
+#[cfg(any(test, feature = "test-util"))]
+pub use clock::ManualClock;
+pub use clock::{Clock, ClockError, CoarseClock, Nanos, Ticker};
+pub use error::ConfigError;
+pub use event::{BreakerEvent, EventChannel};
+pub use governance::{GovernanceHash, GovernanceMismatch, HashParseError};

@@ -1,0 +1,180 @@
+//! Exact call counters that cost a plain load and store on the hot path.
+//!
+//! A shared `fetch_add` per call would put a locked instruction on every call and bounce one cache
+//! line between every thread that uses a breaker. Instead each thread owns a stripe: the first
+//! [`STRIPES`] live threads each get an index of their own (released when the thread exits) and
+//! bump their stripe with an unshared load and store. Threads beyond that share one overflow stripe
+//! and pay a `fetch_add`. Readers sum the stripes, so totals are exact once writers are quiet.
+
+use core::cell::Cell;
+// The stripe registry is process-global (a `static`), which loom's atomics cannot be.
+use core::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// Threads that get a private stripe at once. More threads still count exactly, through the
+/// shared overflow stripe.
+pub(crate) const STRIPES: usize = 16;
+const OVERFLOW: u8 = STRIPES as u8;
+const UNASSIGNED: u8 = u8::MAX;
+
+/// Bit `i` set: stripe index `i` is owned by a live thread.
+static OWNED: StdAtomicU64 = StdAtomicU64::new(0);
+
+thread_local! {
+    static INDEX: Cell<u8> = const { Cell::new(UNASSIGNED) };
+    static RELEASE: ReleaseOnExit = const { ReleaseOnExit(Cell::new(UNASSIGNED)) };
+}
+
+/// Gives the thread's stripe index back when the thread exits.
+struct ReleaseOnExit(Cell<u8>);
+
+impl Drop for ReleaseOnExit {
+    fn drop(&mut self) {
+        let index = self.0.get();
+        if usize::from(index) < STRIPES {
+            // Anything this thread counts from now on (other TLS destructors) goes to the
+            // shared stripe, because the index may be handed to a new thread below.
+            INDEX.with(|i| i.set(OVERFLOW));
+            // Release: the new owner's Acquire claim sees this thread's last plain stores.
+            OWNED.fetch_and(!(1u64 << index), StdOrdering::Release);
+        }
+    }
+}
+
+/// Under loom every model thread shares one OS thread, so "private" stripes would not be
+/// private: use a single shared stripe with `fetch_add` instead.
+const LOOM: bool = cfg!(all(test, resilience_loom));
+
+#[inline]
+fn thread_index() -> usize {
+    if LOOM {
+        return 0;
+    }
+    let index = INDEX.with(Cell::get);
+    if index != UNASSIGNED {
+        usize::from(index)
+    } else {
+        claim_index()
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn claim_index() -> usize {
+    let mut owned = OWNED.load(StdOrdering::Relaxed);
+    let index = loop {
+        let free = !owned & ((1u64 << STRIPES) - 1);
+        if free == 0 {
+            break OVERFLOW;
+        }
+        let bit = free.trailing_zeros() as u8;
+        // Acquire: see the previous owner's final counts before adding to them.
+        match OWNED.compare_exchange_weak(
+            owned,
+            owned | (1u64 << bit),
+            StdOrdering::Acquire,
+            StdOrdering::Relaxed,
+        ) {
+            Ok(_) => break bit,
+            Err(current) => owned = current,
+        }
+    };
+    INDEX.with(|i| i.set(index));
+    if index != OVERFLOW {
+        // Registering the exit hook may allocate once per thread (the TLS destructor list).
+        // If the thread is already tearing down, keep the index: it dies with the thread.
+        let _ = RELEASE.try_with(|r| r.0.set(index));
+    }
+    usize::from(index)
+}
+
+/// What a breaker counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub(crate) enum Count {
+    Successes = 0,
+    Failures = 1,
+    Ignored = 2,
+    Rejected = 3,
+    Stale = 4,
+    Slow = 5,
+}
+
+const FIELDS: usize = 6;
+
+#[derive(Default)]
+struct Stripe([AtomicU64; FIELDS]);
+
+/// Per-breaker striped counters.
+pub(crate) struct Counters {
+    stripes: Box<[CachePadded<Stripe>]>,
+}
+
+impl Counters {
+    pub(crate) fn new() -> Self {
+        Counters {
+            stripes: (0..if LOOM { 1 } else { STRIPES + 1 })
+                .map(|_| CachePadded::new(Stripe::default()))
+                .collect(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn bump(&self, count: Count) {
+        let index = thread_index();
+        let cell = &self.stripes[index].0[count as usize];
+        if index < STRIPES && !LOOM {
+            // Only this thread writes this stripe, so load + store is an exact increment
+            // without a locked instruction. Relaxed: readers only need eventual totals.
+            cell.store(
+                cell.load(Ordering::Relaxed).wrapping_add(1),
+                Ordering::Relaxed,
+            );
+        } else {
+            cell.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn total(&self, count: Count) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.0[count as usize].load(Ordering::Relaxed))
+            .fold(0u64, u64::wrapping_add)
+    }
+}
+
+#[cfg(all(test, not(resilience_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn totals_are_exact_across_many_short_lived_threads() {
+        // More threads over time than stripes: indices must be recycled, and threads running
+        // at once beyond the stripe count must use the overflow stripe, all without loss.
+        let counters = Arc::new(Counters::new());
+        for _round in 0..4 {
+            let handles: Vec<_> = (0..(STRIPES + 4))
+                .map(|_| {
+                    let c = counters.clone();
+                    std::thread::spawn(move || {
+                        for _ in 0..1_000 {
+                            c.bump(Count::Successes);
+                        }
+                        c.bump(Count::Rejected);
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+        }
+        let threads = 4 * (STRIPES as u64 + 4);
+        assert_eq!(counters.total(Count::Successes), threads * 1_000);
+        assert_eq!(counters.total(Count::Rejected), threads);
+        assert_eq!(counters.total(Count::Failures), 0);
+    }
+}

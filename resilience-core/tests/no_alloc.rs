@@ -1,0 +1,151 @@
+//! Zero heap allocations on every breaker call path, counted by a global allocator.
+//!
+//! Its own test binary (a global allocator is per binary). Each path is warmed up once per
+//! thread first (the stripe registry's thread-exit hook allocates once per thread), then must
+//! allocate nothing over many calls.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on bad setup
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::Duration;
+
+use resilience_core::{CircuitBreaker, EventChannel, ManualClock, SlidingWindow};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: delegates to the system allocator; the counter is a thread-local Cell with no
+// destructor, so touching it never allocates or recurses.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by this thread while running `f`.
+fn allocations(f: impl FnOnce()) -> u64 {
+    let before = ALLOCS.with(Cell::get);
+    f();
+    ALLOCS.with(Cell::get) - before
+}
+
+const CALLS: usize = 100_000;
+
+fn assert_no_alloc(path: &str, mut f: impl FnMut()) {
+    f(); // warm-up
+    let n = allocations(|| {
+        for _ in 0..CALLS {
+            f();
+        }
+    });
+    assert_eq!(n, 0, "{path} allocated {n} times in {CALLS} calls");
+}
+
+fn breaker(clock: &ManualClock, window: Option<SlidingWindow>) -> CircuitBreaker<ManualClock> {
+    let b = CircuitBreaker::builder("dep")
+        .clock(clock.clone())
+        .fail_max(3)
+        .reset_timeout(Duration::from_millis(10))
+        .events(Arc::new(EventChannel::with_capacity(8).unwrap()));
+    match window {
+        Some(w) => b.failure_rate(1.0).sliding_window(w).build().unwrap(),
+        None => b.build().unwrap(),
+    }
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let n = allocations(|| drop(std::hint::black_box(Vec::<u8>::with_capacity(16))));
+    assert_eq!(
+        n, 1,
+        "the counting allocator must observe a plain allocation"
+    );
+}
+
+#[test]
+fn every_breaker_path_is_allocation_free() {
+    let windows = [
+        None,
+        Some(SlidingWindow::Count(100)),
+        Some(SlidingWindow::Time {
+            duration: Duration::from_secs(1),
+            buckets: 10,
+        }),
+    ];
+    for window in windows {
+        let clock = ManualClock::new();
+        let b = breaker(&clock, window);
+        let name = |path: &str| format!("{path} (window {window:?})");
+
+        assert_no_alloc(&name("closed success"), || {
+            b.try_acquire().unwrap().success()
+        });
+        assert_no_alloc(&name("closed failure"), || {
+            b.try_acquire().unwrap().failure();
+            b.try_acquire().unwrap().success();
+        });
+        assert_no_alloc(&name("call()"), || {
+            let _ = b.call(|| Ok::<_, ()>(()));
+        });
+        assert_no_alloc(&name("trip, reject, probe, close"), || {
+            for _ in 0..3 {
+                if let Ok(p) = b.try_acquire() {
+                    p.failure();
+                }
+            }
+            assert!(b.try_acquire().is_err(), "open rejection");
+            clock.advance(Duration::from_millis(10));
+            let probe = b.try_acquire().unwrap();
+            assert!(b.try_acquire().is_err(), "half-open rejection");
+            probe.success();
+        });
+        b.trip_open();
+        assert_no_alloc(&name("open rejection"), || {
+            assert!(b.try_acquire().is_err())
+        });
+        b.transition_to_half_open();
+        assert_no_alloc(&name("half-open admit and release"), || {
+            drop(b.try_acquire().unwrap())
+        });
+        b.force_open();
+        assert_no_alloc(&name("forced-open rejection"), || {
+            assert!(b.try_acquire().is_err())
+        });
+        b.disable();
+        assert_no_alloc(&name("disabled"), || b.try_acquire().unwrap().failure());
+    }
+}
+
+#[test]
+fn paths_are_allocation_free_on_a_second_thread_too() {
+    let clock = ManualClock::new();
+    let b = Arc::new(breaker(&clock, Some(SlidingWindow::Count(10))));
+    let b2 = b.clone();
+    std::thread::spawn(move || {
+        assert_no_alloc("closed success (thread 2)", || {
+            b2.try_acquire().unwrap().success()
+        });
+    })
+    .join()
+    .unwrap();
+}
