@@ -1,1 +1,110 @@
-//! Benchmarks live in benches/; this library is empty.
+//! Shared set-up for the benches and the tail-latency runner: the same breakers, configured the
+//! same way, for us and for each peer.
+#![allow(missing_docs)]
+
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use resilience_core::{CircuitBreaker, CoarseClock, Ticker};
+
+/// The OPEN time every breaker gets: long enough that a benchmark never sees it expire.
+pub const OPEN_FOR: Duration = Duration::from_secs(3600);
+
+/// Keeps the global coarse clock ticking for the duration of a benchmark (as the control plane
+/// does in a service).
+pub fn ticker() -> Ticker {
+    CoarseClock::global()
+        .start_ticker(Duration::from_millis(1))
+        .unwrap_or_else(|e| panic!("cannot start the clock ticker: {e}"))
+}
+
+/// Our breaker with the defaults (exact lifetime totals on), failing after 5.
+pub fn ours() -> CircuitBreaker {
+    ours_with_totals(true)
+}
+
+/// Our breaker with or without lifetime call totals.
+pub fn ours_with_totals(totals: bool) -> CircuitBreaker {
+    CircuitBreaker::builder("bench")
+        .fail_max(5)
+        .reset_timeout(OPEN_FOR)
+        .max_reset_timeout(OPEN_FOR)
+        .call_totals(totals)
+        .build()
+        .unwrap_or_else(|e| panic!("bench config: {e}"))
+}
+
+pub fn ours_open() -> CircuitBreaker {
+    let b = ours();
+    b.trip_open();
+    b
+}
+
+pub type Failsafe = failsafe::StateMachine<
+    failsafe::failure_policy::ConsecutiveFailures<failsafe::backoff::Constant>,
+    (),
+>;
+
+pub fn failsafe() -> Failsafe {
+    use failsafe::{Config, backoff, failure_policy};
+    Config::new()
+        .failure_policy(failure_policy::consecutive_failures(
+            5,
+            backoff::constant(OPEN_FOR),
+        ))
+        .build()
+}
+
+pub fn failsafe_open() -> Failsafe {
+    use failsafe::CircuitBreaker as _;
+    let b = failsafe();
+    for _ in 0..5 {
+        let _ = b.call(|| Err::<(), ()>(()));
+    }
+    assert!(!b.is_call_permitted(), "failsafe should be open");
+    b
+}
+
+pub fn recloser() -> recloser::Recloser {
+    recloser::Recloser::custom()
+        .closed_len(100)
+        .open_wait(OPEN_FOR)
+        .build()
+}
+
+pub fn recloser_open() -> recloser::Recloser {
+    let r = recloser::Recloser::custom()
+        .closed_len(1)
+        .open_wait(OPEN_FOR)
+        .build();
+    for _ in 0..3 {
+        let _ = r.call(|| Err::<(), ()>(()));
+    }
+    assert!(matches!(
+        r.call(|| Ok::<(), ()>(())),
+        Err(recloser::Error::Rejected)
+    ));
+    r
+}
+
+/// Wall time for two threads to make `iters` calls each on shared state.
+pub fn two_threads(iters: u64, call: &(dyn Fn() + Sync)) -> Duration {
+    let start = Barrier::new(2);
+    std::thread::scope(|s| {
+        let other = s.spawn(|| {
+            start.wait();
+            for _ in 0..iters {
+                call();
+            }
+        });
+        start.wait();
+        let began = Instant::now();
+        for _ in 0..iters {
+            call();
+        }
+        other
+            .join()
+            .unwrap_or_else(|_| panic!("bench thread panicked"));
+        began.elapsed()
+    })
+}

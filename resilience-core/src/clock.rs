@@ -351,6 +351,8 @@ impl Clock for ManualClock {
 }
 
 #[cfg(test)]
+// These tests are about the real clock, so real time has to pass.
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 

@@ -72,3 +72,8 @@ pub use clock::{Clock, ClockError, CoarseClock, Nanos, Ticker};
 pub use error::ConfigError;
 pub use event::{BreakerEvent, EventChannel};
 pub use governance::{GovernanceHash, GovernanceMismatch, HashParseError};
+
+/// The workspace README's examples, compiled and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

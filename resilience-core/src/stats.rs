@@ -45,25 +45,19 @@ impl Drop for ReleaseOnExit {
 }
 
 /// Under loom every model thread shares one OS thread, so "private" stripes would not be
-/// private: use a single shared stripe with `fetch_add` instead.
+/// private: use the shared stripe with `fetch_add` instead.
 const LOOM: bool = cfg!(all(test, resilience_loom));
 
-#[inline]
-fn thread_index() -> usize {
-    if LOOM {
-        return 0;
-    }
-    let index = INDEX.with(Cell::get);
-    if index != UNASSIGNED {
-        usize::from(index)
-    } else {
-        claim_index()
-    }
+/// The calling thread's stripe index; `>= STRIPES` means "no private stripe" (either the shared
+/// overflow stripe, or not yet assigned).
+#[inline(always)]
+fn thread_index() -> u8 {
+    INDEX.with(Cell::get)
 }
 
 #[cold]
 #[inline(never)]
-fn claim_index() -> usize {
+fn claim_index() -> u8 {
     let mut owned = OWNED.load(StdOrdering::Relaxed);
     let index = loop {
         let free = !owned & ((1u64 << STRIPES) - 1);
@@ -88,7 +82,7 @@ fn claim_index() -> usize {
         // If the thread is already tearing down, keep the index: it dies with the thread.
         let _ = RELEASE.try_with(|r| r.0.set(index));
     }
-    usize::from(index)
+    index
 }
 
 /// What a breaker counts.
@@ -108,39 +102,53 @@ const FIELDS: usize = 6;
 #[derive(Default)]
 struct Stripe([AtomicU64; FIELDS]);
 
+/// Private stripes held inline (no pointer to chase). Under loom there are none: every model
+/// thread uses the shared stripe with `fetch_add`.
+const PRIVATE: usize = if LOOM { 0 } else { STRIPES };
+
 /// Per-breaker striped counters.
 pub(crate) struct Counters {
-    stripes: Box<[CachePadded<Stripe>]>,
+    private: [CachePadded<Stripe>; PRIVATE],
+    shared: CachePadded<Stripe>,
 }
 
 impl Counters {
     pub(crate) fn new() -> Self {
         Counters {
-            stripes: (0..if LOOM { 1 } else { STRIPES + 1 })
-                .map(|_| CachePadded::new(Stripe::default()))
-                .collect(),
+            private: core::array::from_fn(|_| CachePadded::new(Stripe::default())),
+            shared: CachePadded::new(Stripe::default()),
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn bump(&self, count: Count) {
-        let index = thread_index();
-        let cell = &self.stripes[index].0[count as usize];
-        if index < STRIPES && !LOOM {
+        let index = usize::from(thread_index());
+        if index < PRIVATE {
             // Only this thread writes this stripe, so load + store is an exact increment
             // without a locked instruction. Relaxed: readers only need eventual totals.
+            let cell = &self.private[index].0[count as usize];
             cell.store(
                 cell.load(Ordering::Relaxed).wrapping_add(1),
                 Ordering::Relaxed,
             );
         } else {
-            cell.fetch_add(1, Ordering::Relaxed);
+            self.bump_shared(count);
         }
     }
 
+    #[cold]
+    #[inline(never)]
+    fn bump_shared(&self, count: Count) {
+        if !LOOM && thread_index() == UNASSIGNED && usize::from(claim_index()) < PRIVATE {
+            return self.bump(count);
+        }
+        self.shared.0[count as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn total(&self, count: Count) -> u64 {
-        self.stripes
+        self.private
             .iter()
+            .chain(core::iter::once(&self.shared))
             .map(|s| s.0[count as usize].load(Ordering::Relaxed))
             .fold(0u64, u64::wrapping_add)
     }

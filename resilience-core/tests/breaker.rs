@@ -629,3 +629,19 @@ fn totals_are_exact_across_threads() {
             .sum()
     );
 }
+
+#[test]
+fn call_totals_can_be_turned_off_without_changing_behaviour() {
+    let clock = ManualClock::new();
+    let b = builder(&clock)
+        .fail_max(2)
+        .call_totals(false)
+        .build()
+        .unwrap();
+    b.try_acquire().unwrap().success();
+    fail(&b, 2);
+    assert_eq!(b.state(), State::Open, "policies still work");
+    assert!(b.try_acquire().is_err());
+    assert_eq!(b.snapshot().totals, resilience_core::CallTotals::default());
+    assert!(!b.config().call_totals());
+}

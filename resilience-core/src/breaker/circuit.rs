@@ -46,6 +46,8 @@ struct Fast {
     probe_timeout_ms: Option<u64>,
     #[cfg(feature = "slow-call-timing")]
     slow_nanos: Option<u64>,
+    /// Lifetime totals are kept.
+    totals: bool,
     governance: GovernanceHash,
 }
 
@@ -107,6 +109,16 @@ pub struct CircuitBreakerBuilder<C: Clock = CoarseClock> {
 }
 
 forward_config_setters!(CircuitBreakerBuilder);
+
+#[cfg(feature = "slow-call-timing")]
+impl<C: Clock> CircuitBreakerBuilder<C> {
+    /// See [`BreakerConfigBuilder::slow_call`].
+    #[cfg_attr(docsrs, doc(cfg(feature = "slow-call-timing")))]
+    pub fn slow_call(mut self, threshold: Duration, rate: f64) -> Self {
+        self.config = self.config.slow_call(threshold, rate);
+        self
+    }
+}
 
 impl<C: Clock> CircuitBreakerBuilder<C> {
     /// Replaces every policy with those of `config`.
@@ -197,6 +209,7 @@ impl<C: Clock> CircuitBreaker<C> {
             slow_nanos: config
                 .slow_call()
                 .map(|s| crate::clock::duration_nanos(s.threshold)),
+            totals: config.call_totals(),
             governance: config.governance(),
         };
         let id = BreakerId::next();
@@ -294,7 +307,7 @@ impl<C: Clock> CircuitBreaker<C> {
     /// }
     /// # Ok::<(), resilience_core::ConfigError>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn try_acquire(&self) -> Result<Permit<'_, C>, Rejected> {
         // Relaxed: the outcome path re-reads the word with Acquire before touching anything
         // the word publishes.
@@ -313,7 +326,7 @@ impl<C: Clock> CircuitBreaker<C> {
 
     #[inline]
     fn reject(&self, reason: RejectReason, retry_after_ms: Option<u64>) -> Rejected {
-        self.counters.bump(Count::Rejected);
+        self.bump(Count::Rejected);
         Rejected::new(reason, self.id, retry_after_ms, self.fast.governance)
     }
 
@@ -470,9 +483,24 @@ impl<C: Clock> CircuitBreaker<C> {
     // belongs to a state that is gone: it is counted as stale, never as applied. That keeps the
     // counts linearizable with the transitions (checked by the loom models).
 
-    #[inline]
+    /// The common case inline (CLOSED or DISABLED, no failure run, no window: nothing to change,
+    /// just count), the rest out of line so callers' loops stay small.
+    #[inline(always)]
     pub(crate) fn on_success(&self, ticket: Ticket, slow: bool) {
         let word = self.load();
+        // Equal words mean same state and generation, level 0 and an empty payload.
+        if word.0 == u64::from(ticket)
+            && word.state_bits() != HALF_OPEN
+            && self.window.is_none()
+            && !slow
+        {
+            return self.bump(Count::Successes);
+        }
+        self.on_success_slow(word, ticket, slow);
+    }
+
+    #[inline(never)]
+    fn on_success_slow(&self, word: Word, ticket: Ticket, slow: bool) {
         let applied = word.ticket() == ticket
             && match word.state_bits() {
                 CLOSED => {
@@ -496,7 +524,7 @@ impl<C: Clock> CircuitBreaker<C> {
         self.count(applied, Count::Successes, slow);
     }
 
-    #[inline]
+    #[inline(never)]
     pub(crate) fn on_failure(&self, ticket: Ticket, slow: bool) {
         let word = self.load();
         let applied = word.ticket() == ticket
@@ -517,9 +545,17 @@ impl<C: Clock> CircuitBreaker<C> {
         self.count(applied, Count::Failures, slow);
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn on_release(&self, ticket: Ticket) {
         let word = self.load();
+        if word.0 == u64::from(ticket) && word.state_bits() != HALF_OPEN {
+            return self.bump(Count::Ignored);
+        }
+        self.on_release_slow(word, ticket);
+    }
+
+    #[inline(never)]
+    fn on_release_slow(&self, word: Word, ticket: Ticket) {
         let applied = word.ticket() == ticket
             && self.update(word, |w| {
                 (w.state_bits() == HALF_OPEN).then(|| {
@@ -529,21 +565,27 @@ impl<C: Clock> CircuitBreaker<C> {
                     ))
                 })
             }) != Update::Stale;
-        self.counters.bump(if applied {
+        self.bump(if applied {
             Count::Ignored
         } else {
             Count::Stale
         });
     }
 
-    #[inline]
     fn count(&self, applied: bool, count: Count, slow: bool) {
         if !applied {
-            return self.counters.bump(Count::Stale);
+            return self.bump(Count::Stale);
         }
-        self.counters.bump(count);
+        self.bump(count);
         if slow {
-            self.counters.bump(Count::Slow);
+            self.bump(Count::Slow);
+        }
+    }
+
+    #[inline(always)]
+    fn bump(&self, count: Count) {
+        if self.fast.totals {
+            self.counters.bump(count);
         }
     }
 
@@ -874,6 +916,7 @@ impl From<BreakerConfig> for BreakerConfigBuilder {
             builder = builder.min_calls(config.min_calls());
         }
         let builder = builder
+            .call_totals(config.call_totals())
             .reset_timeout(config.reset_timeout())
             .max_reset_timeout(config.max_reset_timeout())
             .backoff_multiplier(config.backoff_multiplier())

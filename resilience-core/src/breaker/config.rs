@@ -72,6 +72,7 @@ pub struct BreakerConfig {
     probe_timeout: Option<Duration>,
     #[cfg(feature = "slow-call-timing")]
     slow_call: Option<SlowCallPolicy>,
+    call_totals: bool,
     governance: GovernanceHash,
 }
 
@@ -167,6 +168,11 @@ impl BreakerConfig {
         self.slow_call
     }
 
+    /// Whether lifetime call totals are kept (see [`BreakerConfigBuilder::call_totals`]).
+    pub fn call_totals(&self) -> bool {
+        self.call_totals
+    }
+
     /// Governance tag stamped on this breaker's events and errors.
     pub fn governance(&self) -> GovernanceHash {
         self.governance
@@ -226,6 +232,7 @@ pub struct BreakerConfigBuilder {
     probe_timeout: Option<Duration>,
     #[cfg(feature = "slow-call-timing")]
     slow_call: Option<SlowCallPolicy>,
+    call_totals: bool,
     governance: GovernanceHash,
 }
 
@@ -245,6 +252,7 @@ impl Default for BreakerConfigBuilder {
             probe_timeout: Some(BreakerConfig::DEFAULT_PROBE_TIMEOUT),
             #[cfg(feature = "slow-call-timing")]
             slow_call: None,
+            call_totals: true,
             governance: GovernanceHash::DEFAULT,
         }
     }
@@ -311,6 +319,10 @@ config_setters! {
     fn probe_timeout(timeout: Duration) => |b| b.probe_timeout = Some(timeout);
     /// Never presume a probe lost (a hung probe then holds its slot until dropped).
     fn without_probe_timeout() => |b| b.probe_timeout = None;
+    /// Keep exact lifetime totals of successes, failures, ignored, stale and rejected calls
+    /// (default on). Off saves the one counter increment per call (about 0.7 ns back to back;
+    /// see the performance docs) and leaves `snapshot().totals` at zero.
+    fn call_totals(on: bool) => |b| b.call_totals = on;
     /// Governance tag stamped on events and errors (default `cdd01ef066bc6cf2`).
     fn governance(hash: GovernanceHash) => |b| b.governance = hash;
 }
@@ -470,6 +482,7 @@ impl BreakerConfigBuilder {
             probe_timeout: self.probe_timeout,
             #[cfg(feature = "slow-call-timing")]
             slow_call: self.slow_call,
+            call_totals: self.call_totals,
             governance: self.governance,
         })
     }

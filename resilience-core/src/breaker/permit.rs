@@ -66,7 +66,7 @@ impl<'a, C: Clock> Permit<'a, C> {
     }
 
     /// The call succeeded.
-    #[inline]
+    #[inline(always)]
     pub fn success(self) {
         let (breaker, ticket, slow) = self.into_parts();
         breaker.on_success(ticket, slow);
@@ -80,7 +80,7 @@ impl<'a, C: Clock> Permit<'a, C> {
     }
 
     /// The call should not count either way.
-    #[inline]
+    #[inline(always)]
     pub fn ignore(self) {
         let (breaker, ticket, _) = self.into_parts();
         breaker.on_release(ticket);

@@ -254,7 +254,9 @@ impl TimeWindow {
             let age = Self::age(stamp, bucket::stamp(word));
             // After a long silence every stamp may alias: go through `roll` to clear them.
             let fresh = number.saturating_sub(self.last_roll.load(Ordering::Relaxed)) < ALIAS_GAP;
-            if fresh && (age == 0 || age >= 1 << 15) {
+            // An empty slot (0) is not "stamp 0": it must be rolled to the current stamp. A live
+            // bucket is never 0, since it holds at least the call that created it.
+            if word != 0 && fresh && (age == 0 || age >= 1 << 15) {
                 // Current bucket, or one from a lap ahead (our clock reading lags a few
                 // nanoseconds behind another thread's): count the call there.
                 let previous = slot.fetch_add(increment, Ordering::Relaxed);
@@ -440,6 +442,24 @@ mod tests {
             WindowCounts {
                 calls: 1,
                 failures: 0,
+                slow: 0
+            }
+        );
+    }
+
+    #[test]
+    fn time_window_counts_calls_into_empty_slots_late_in_the_stamp_cycle() {
+        // Found by fuzzing: past bucket 2^15 an empty slot looked like a bucket one lap ahead.
+        let window = TimeWindow::new(1_000_000, 4);
+        let late = 40_000u64;
+        window.record(FAIL, Nanos::from_nanos(late * 1_000_000));
+        window.record(OK, Nanos::from_nanos((late + 1) * 1_000_000));
+        let counts = window.counts(Nanos::from_nanos((late + 1) * 1_000_000));
+        assert_eq!(
+            counts,
+            WindowCounts {
+                calls: 2,
+                failures: 1,
                 slow: 0
             }
         );

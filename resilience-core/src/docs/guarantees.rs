@@ -1,1 +1,43 @@
-//! Placeholder replaced below.
+//! What the data plane promises, and how each promise is checked.
+//!
+//! # On every call path
+//!
+//! `try_acquire`, the [`Permit`](crate::Permit) outcome methods, dropping a permit, and
+//! [`call`](crate::CircuitBreaker::call):
+//!
+//! * **No heap allocation.** Checked by `tests/no_alloc.rs`, a test binary with a counting
+//!   global allocator, on every path (closed success and failure, trip, open and forced-open
+//!   rejection, half-open admit, release and reject, disabled), with and without sliding
+//!   windows, on a second thread too. The first use of a breaker on a new thread registers a
+//!   thread-exit hook for its counter stripe, which may allocate once per thread.
+//! * **No lock, no syscall.** State is one `AtomicU64`; transitions are one CAS; counters are
+//!   per-thread stripes; events go to a preallocated lock-free ring that never waits.
+//!   `resilience-core` has no `Mutex`/`RwLock` (its `clippy.toml` forbids them).
+//! * **No OS clock read.** Time is one relaxed load of the [`CoarseClock`](crate::CoarseClock)
+//!   (with a ticker running; without one, a time-stamp-counter read). Only the `slow-call-timing`
+//!   feature with a slow-call policy reads a precise clock per call.
+//! * **Lock-free progress.** A CAS retry happens only when another thread changed the word, i.e.
+//!   made progress.
+//!
+//! # On state
+//!
+//! * **Outcomes apply to the generation that admitted them.** Every transition bumps a 20-bit
+//!   generation; a permit's outcome is applied only while the word still shows its state and
+//!   generation, otherwise it is counted as stale. So a slow call admitted while CLOSED can
+//!   never decide a later HALF_OPEN probe, and a probe presumed lost cannot reopen a breaker
+//!   that already moved on.
+//! * **Counts are linearizable with transitions.** An outcome counts as applied only if it took
+//!   effect before any competing transition (the loom models check both sides of each race).
+//! * **HALF_OPEN is bounded and never wedges.** At most `half_open_probes` permits are out at
+//!   once; a dropped permit releases its slot; probes unanswered for `probe_timeout` are
+//!   presumed lost and a fresh generation admits new ones.
+//! * **A breaker never opens early.** OPEN deadlines are rounded up to the next millisecond.
+//!
+//! # How it is checked
+//!
+//! * loom models (`RUSTFLAGS="--cfg resilience_loom"`): trip racing a success, concurrent
+//!   failures tripping once, half-open admitting exactly N, probe success racing probe failure,
+//!   a dropped probe racing an acquire, and the event ring with two producers across wrap-around.
+//! * A fuzz target (`fuzz/fuzz_targets/breaker_vs_model.rs`) and a proptest drive the breaker on
+//!   a [`ManualClock`](crate::ManualClock) against a plain reference model and compare every
+//!   observable after every operation; the committed corpus is replayed by a normal test.

@@ -1,1 +1,28 @@
-//! Placeholder replaced below.
+//! What the data plane does not do, stated plainly.
+//!
+//! * **Generations wrap after 2^20 transitions.** A permit outstanding across a million
+//!   transitions of its breaker could be mistaken for a current one. With the minimum 1 ms
+//!   OPEN time that takes over 15 minutes of continuous flapping while one call hangs.
+//! * **Time resolution is the clock's tick.** OPEN deadlines are whole milliseconds, and a
+//!   [`CoarseClock`](crate::CoarseClock) with a 1 ms ticker lags real time by up to 1 ms, so a
+//!   breaker may stay OPEN up to ~2 ms longer than its reset timeout (never shorter).
+//! * **Without a ticker, clock reads cost a TSC read** (a few ns) instead of one atomic load.
+//!   Start one: `CoarseClock::global().start_ticker(Duration::from_millis(1))`, or let the
+//!   control plane own it.
+//! * **Rate windows cost RMWs.** The consecutive-failure policy adds nothing to a CLOSED success;
+//!   a count or time window adds one or two relaxed atomic RMWs per call, shared by every
+//!   thread using the breaker.
+//! * **Window maintenance is approximate at the edges.** A time window halves a bucket's counts
+//!   (keeping the rates) once it holds 32768 calls; a count window's u32 sequence wraps every
+//!   2^32 calls, leaving a few slots one lap stale for that lap. Clearing the window on close
+//!   races only with callers stalled longer than the OPEN time.
+//! * **Probe-timeout timing is approximate under races.** The time of the last probe admission is
+//!   stored just after the CAS that admits it; a concurrent caller may read the previous
+//!   admission's time for a few nanoseconds and presume the probes lost one admission early.
+//! * **Lifetime totals are exact only when callers are quiet.** Each of the first 16 threads to
+//!   use any breaker gets a private counter stripe (later ones share one); a snapshot sums the
+//!   stripes without stopping writers.
+//! * **Rejections are counted, not sent as events.** Pushing an event per rejected call would
+//!   cost more than the rejection itself; the control plane reads rejection totals instead.
+//! * **No async waiting in core.** `try_acquire` never waits; waiting and retry policies belong
+//!   to the caller or the control plane.

@@ -1,1 +1,31 @@
-//! Placeholder replaced below.
+//! Measured cost of each path on the project's 2-core CI machine (AMD EPYC VM).
+//!
+//! Criterion, ours beside failsafe 1.3 and recloser 1.4 in the same groups and run
+//! (`cargo bench -p resilience-benches --bench peers`); medians in ns per call, each routine
+//! reducing its result to a `bool`. The harness alone costs about 0.6 ns per iteration. The
+//! machine is a noisy VM: repeated runs move single figures by up to ±20%, ratios much less.
+//!
+//! | path                                   | resilience | failsafe | recloser |
+//! |----------------------------------------|-----------:|---------:|---------:|
+//! | CLOSED acquire + success               |   2.0–2.8  |   11.3   |  8.1–12.9|
+//! | same, `call_totals(false)`             |   1.5–1.9  |          |          |
+//! | OPEN rejection                         |   2.0–2.7  |   29–30  |  30–33   |
+//! | two threads, one breaker (wall / call) |   4.9–5.4  |   37–48  | 113–142  |
+//!
+//! Tail latency (`cargo run --release -p resilience-benches --bin tail`, hdrhistogram,
+//! per-call time over batches of 64 calls):
+//!
+//! | case                     | p50 | p99 | p99.9 |
+//! |--------------------------|----:|----:|------:|
+//! | CLOSED, resilience       | 3.0 | 6.1 |   8.0 |
+//! | CLOSED, recloser         | 9.9 | 19  |    45 |
+//! | CLOSED 2 threads, ours   | 2.8 | 5.6 |   8.1 |
+//! | CLOSED 2 threads, failsafe | 50 | 115 | 1082 |
+//! | CLOSED 2 threads, recloser | 191 | 390 | 1358 |
+//!
+//! Where the nanoseconds go on the CLOSED path: one relaxed load of the state word to admit; one
+//! acquire load and a compare to report; one load and store on the caller's private counter
+//! stripe (about 0.7 ns back to back, as each increment waits for the previous store; turn it
+//! off with [`call_totals(false)`](crate::BreakerConfigBuilder::call_totals)). Nothing is
+//! written to shared memory, which is why two threads scale where the peers serialise on a
+//! lock or a shared RMW. Rate windows add one or two shared RMWs per call.
