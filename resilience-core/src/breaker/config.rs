@@ -488,6 +488,44 @@ impl BreakerConfigBuilder {
     }
 }
 
+impl From<BreakerConfig> for BreakerConfigBuilder {
+    fn from(config: BreakerConfig) -> Self {
+        let window = config.sliding_window();
+        let mut builder = BreakerConfigBuilder::default().sliding_window(window);
+        // Only carry min_calls over when it was set explicitly, so a later window change
+        // still gets its own default.
+        if config.min_calls() != super::config::default_min_calls(window) {
+            builder = builder.min_calls(config.min_calls());
+        }
+        let builder = builder
+            .call_totals(config.call_totals())
+            .reset_timeout(config.reset_timeout())
+            .max_reset_timeout(config.max_reset_timeout())
+            .backoff_multiplier(config.backoff_multiplier())
+            .jitter(config.jitter())
+            .half_open_probes(config.half_open_probes())
+            .half_open_successes(config.half_open_successes())
+            .governance(config.governance());
+        let builder = match config.fail_max() {
+            Some(n) => builder.fail_max(n),
+            None => builder.without_fail_max(),
+        };
+        let builder = match config.failure_rate() {
+            Some(rate) => builder.failure_rate(rate),
+            None => builder,
+        };
+        #[cfg(feature = "slow-call-timing")]
+        let builder = match config.slow_call() {
+            Some(slow) => builder.slow_call(slow.threshold, slow.rate),
+            None => builder,
+        };
+        match config.probe_timeout() {
+            Some(timeout) => builder.probe_timeout(timeout),
+            None => builder.without_probe_timeout(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
