@@ -334,17 +334,8 @@ impl<C: Clock> CircuitBreaker<C> {
                         return Err(self.reject(RejectReason::Open, Some(remaining)));
                     }
                     // Timeout over: this call becomes the first HALF_OPEN probe.
-                    let next = word.transition(
-                        State::HalfOpen,
-                        word.level(),
-                        Word::half_open_payload(1, 0),
-                    );
-                    match self.cas(word, next) {
-                        Ok(()) => {
-                            self.last_probe.store(stamp(next, now), Ordering::Relaxed);
-                            self.transitioned(word, next, now);
-                            return Ok(Permit::new(self, next.ticket()));
-                        }
+                    match self.begin_half_open(word, now) {
+                        Ok(permit) => return Ok(permit),
                         Err(actual) => word = actual,
                     }
                 }
@@ -367,17 +358,8 @@ impl<C: Clock> CircuitBreaker<C> {
                         // Every slot has been held past the probe timeout: presume the probes
                         // lost and start a fresh HALF_OPEN generation (their late outcomes will
                         // be stale).
-                        let next = word.transition(
-                            State::HalfOpen,
-                            word.level(),
-                            Word::half_open_payload(1, 0),
-                        );
-                        match self.cas(word, next) {
-                            Ok(()) => {
-                                self.last_probe.store(stamp(next, now), Ordering::Relaxed);
-                                self.transitioned(word, next, now);
-                                return Ok(Permit::new(self, next.ticket()));
-                            }
+                        match self.begin_half_open(word, now) {
+                            Ok(permit) => return Ok(permit),
                             Err(actual) => word = actual,
                         }
                     } else {
@@ -387,6 +369,15 @@ impl<C: Clock> CircuitBreaker<C> {
                 _ => return Err(self.reject(RejectReason::ForcedOpen, None)),
             }
         }
+    }
+
+    /// Moves from exactly `word` to a new HALF_OPEN generation whose first probe is this call.
+    fn begin_half_open(&self, word: Word, now: Nanos) -> Result<Permit<'_, C>, Word> {
+        let next = word.transition(State::HalfOpen, word.level(), Word::half_open_payload(1, 0));
+        self.cas(word, next)?;
+        self.last_probe.store(stamp(next, now), Ordering::Relaxed);
+        self.transitioned(word, next, now);
+        Ok(Permit::new(self, next.ticket()))
     }
 
     /// `Some(now)` when HALF_OPEN probes have gone unanswered for the probe timeout.
