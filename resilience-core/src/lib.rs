@@ -63,7 +63,7 @@ pub use breaker::SlowCallPolicy;
 pub use breaker::config;
 pub use breaker::{
     BreakerConfig, BreakerConfigBuilder, BreakerId, BreakerRegistry, BreakerSnapshot, CallError,
-    CallTotals, CircuitBreaker, CircuitBreakerBuilder, Outcome, Permit, RegistryError,
+    CallTotals, CircuitBreaker, CircuitBreakerBuilder, ForcedOpen, Outcome, Permit, RegistryError,
     RejectReason, Rejected, SlidingWindow, State, WindowCounts,
 };
 #[cfg(any(test, feature = "test-util"))]

@@ -227,7 +227,7 @@ fn forced_open_disabled_and_reset() {
         .events(events.clone())
         .build()
         .unwrap();
-    assert_eq!(b.force_open(), State::Closed);
+    assert_eq!(b.force_open().previous, State::Closed);
     let r = b.try_acquire().unwrap_err();
     assert_eq!(
         (r.reason(), r.retry_after()),
@@ -276,26 +276,102 @@ fn recovery_and_fleet_controls() {
 }
 
 #[test]
-fn restore_after_chaos_respects_later_changes() {
+fn restore_after_a_forced_open_respects_later_changes() {
     let clock = ManualClock::new();
     let b = builder(&clock).fail_max(1).build().unwrap();
-    let previous = b.force_open();
-    let forced = b.generation();
-    assert!(b.restore_if_unchanged(forced, previous));
+    let forced = b.force_open();
+    assert!(b.restore_if_unchanged(forced));
     assert_eq!(b.state(), State::Closed);
 
     // A breaker that was OPEN goes to HALF_OPEN so a probe decides.
     fail(&b, 1);
-    let previous = b.force_open();
-    assert!(b.restore_if_unchanged(b.generation(), previous));
+    let forced = b.force_open();
+    assert_eq!(forced.previous, State::Open);
+    assert!(b.restore_if_unchanged(forced));
     assert_eq!(b.state(), State::HalfOpen);
 
-    // An operator acted after the chaos: leave their decision alone.
-    let previous = b.force_open();
-    let forced = b.generation();
+    // An operator acted after the force: leave their decision alone.
+    let forced = b.force_open();
     b.disable();
-    assert!(!b.restore_if_unchanged(forced, previous));
+    assert!(!b.restore_if_unchanged(forced));
     assert_eq!(b.state(), State::Disabled);
+}
+
+#[test]
+fn a_timed_force_restores_itself_on_the_call_path() {
+    let clock = ManualClock::new();
+    let b = builder(&clock)
+        .fail_max(1)
+        .reset_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let forced = b.force_open_for(Duration::from_secs(5)).unwrap();
+    assert_eq!(forced.previous, State::Closed);
+    let r = b.try_acquire().unwrap_err();
+    assert_eq!(
+        (r.reason(), r.retry_after()),
+        (RejectReason::ForcedOpen, Some(Duration::from_secs(5)))
+    );
+    assert_eq!(b.snapshot().open_until.unwrap().as_millis(), 5_000);
+    assert_eq!(b.snapshot().backoff_level, 0);
+    clock.advance(Duration::from_millis(4_999));
+    assert!(b.try_acquire().is_err());
+    clock.advance(Duration::from_millis(1));
+    b.try_acquire()
+        .expect("restored to CLOSED at the deadline")
+        .success();
+    assert_eq!(b.state(), State::Closed);
+    assert!(!b.restore_if_unchanged(forced), "already restored");
+
+    // OPEN before the force: HALF_OPEN after it, and the call that restores is the probe.
+    fail(&b, 1);
+    b.force_open_for(Duration::from_secs(2)).unwrap();
+    clock.advance(Duration::from_secs(2));
+    let probe = b.try_acquire().unwrap();
+    assert_eq!(probe.state(), State::HalfOpen);
+    probe.success();
+    assert_eq!(b.state(), State::Closed);
+}
+
+#[test]
+fn chaos_never_overrides_an_operator_and_keeps_the_later_deadline() {
+    let clock = ManualClock::new();
+    let b = builder(&clock).build().unwrap();
+    b.force_open();
+    let chaos = b.force_open_for(Duration::from_secs(1)).unwrap();
+    assert_eq!(chaos.previous, State::ForcedOpen);
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        b.try_acquire().unwrap_err().retry_after(),
+        None,
+        "still the operator's force"
+    );
+    b.reset();
+
+    let first = b.force_open_for(Duration::from_secs(10)).unwrap();
+    let second = b.force_open_for(Duration::from_secs(3)).unwrap();
+    assert_eq!(second.previous, State::ForcedOpen);
+    clock.advance(Duration::from_secs(3));
+    assert!(
+        b.try_acquire().is_err(),
+        "the first scenario's later deadline holds"
+    );
+    assert!(
+        !b.restore_if_unchanged(first),
+        "the second force moved the generation"
+    );
+    assert!(b.restore_if_unchanged(second));
+    assert_eq!(
+        b.state(),
+        State::Closed,
+        "restored to what the first force found"
+    );
+    for bad in [Duration::ZERO, Duration::from_secs(31 * 24 * 3600)] {
+        assert_eq!(
+            b.force_open_for(bad).unwrap_err().field(),
+            Some("force_open_for.duration")
+        );
+    }
 }
 
 #[test]

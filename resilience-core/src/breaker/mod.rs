@@ -14,7 +14,7 @@ use core::fmt;
 // Breaker ids come from a process-global counter in a `static` (not a modelled protocol).
 use core::sync::atomic::{AtomicU32, Ordering};
 
-pub use circuit::{CircuitBreaker, CircuitBreakerBuilder};
+pub use circuit::{CircuitBreaker, CircuitBreakerBuilder, ForcedOpen};
 #[cfg(feature = "slow-call-timing")]
 pub use config::SlowCallPolicy;
 pub use config::{BreakerConfig, BreakerConfigBuilder, SlidingWindow};

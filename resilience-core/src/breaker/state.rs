@@ -186,6 +186,16 @@ impl fmt::Debug for Word {
     }
 }
 
+/// The later of two deadline payloads, comparing modulo 2^36 as `open_remaining_ms` does.
+pub(crate) const fn later_deadline(a: u64, b: u64) -> u64 {
+    let a_after_b = a.wrapping_sub(b) & PAYLOAD_MASK;
+    if a_after_b != 0 && a_after_b < 1 << 35 {
+        a
+    } else {
+        b
+    }
+}
+
 /// OPEN payload for a deadline `timeout` after `now`, rounded up to the next millisecond so a
 /// breaker never reopens early.
 pub(crate) const fn deadline_payload(now: Nanos, timeout_nanos: u64) -> u64 {

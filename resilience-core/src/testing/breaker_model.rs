@@ -29,6 +29,8 @@ pub struct Coverage {
     pub consecutive_trips: u64,
     /// HALF_OPEN restarts because probes were presumed lost.
     pub probe_timeouts: u64,
+    /// Chaos forces that expired and restored the breaker on the call path.
+    pub forced_expiries: u64,
     /// Operations applied.
     pub ops: u64,
 }
@@ -46,6 +48,7 @@ impl Coverage {
         self.rate_trips += other.rate_trips;
         self.consecutive_trips += other.consecutive_trips;
         self.probe_timeouts += other.probe_timeouts;
+        self.forced_expiries += other.forced_expiries;
         self.ops += other.ops;
     }
 }
@@ -132,25 +135,39 @@ pub fn run(data: &[u8]) -> Coverage {
             )),
             14 => clock.advance(Duration::from_micros(u64::from(bytes.next()) * 13)),
             15 => {
-                let to = match bytes.next() % 5 {
-                    0 => State::ForcedOpen,
-                    1 => State::Disabled,
-                    2 => State::Closed,
-                    3 => State::HalfOpen,
-                    _ => State::Open,
-                };
-                let previous = match to {
-                    State::ForcedOpen => breaker.force_open(),
-                    State::Disabled => breaker.disable(),
-                    State::Closed => breaker.reset(),
-                    State::HalfOpen => breaker.transition_to_half_open(),
-                    State::Open => breaker.trip_open(),
-                };
-                assert_eq!(
-                    previous, model.state,
-                    "forced move reports the state it left"
-                );
-                model.force(to, now);
+                let choice = bytes.next();
+                if choice % 6 == 5 {
+                    // A chaos-style timed force.
+                    let ms = 5 * (1 + u64::from(bytes.next()));
+                    let forced = breaker
+                        .force_open_for(Duration::from_millis(ms))
+                        .expect("a valid duration");
+                    assert_eq!(
+                        forced.previous, model.state,
+                        "timed force reports the state it left"
+                    );
+                    model.force_for(ms, now);
+                } else {
+                    let to = match choice % 6 {
+                        0 => State::ForcedOpen,
+                        1 => State::Disabled,
+                        2 => State::Closed,
+                        3 => State::HalfOpen,
+                        _ => State::Open,
+                    };
+                    let previous = match to {
+                        State::ForcedOpen => breaker.force_open().previous,
+                        State::Disabled => breaker.disable(),
+                        State::Closed => breaker.reset(),
+                        State::HalfOpen => breaker.transition_to_half_open(),
+                        State::Open => breaker.trip_open(),
+                    };
+                    assert_eq!(
+                        previous, model.state,
+                        "forced move reports the state it left"
+                    );
+                    model.force(to, now);
+                }
             }
             _ => {}
         }
@@ -168,6 +185,7 @@ pub fn run(data: &[u8]) -> Coverage {
     coverage.rate_trips = model.rate_trips;
     coverage.consecutive_trips = model.consecutive_trips;
     coverage.probe_timeouts = model.probe_timeouts;
+    coverage.forced_expiries = model.forced_expiries;
     coverage
 }
 
@@ -273,7 +291,10 @@ struct Model {
     generation: u32,
     level: u32,
     consecutive: u64,
+    /// OPEN, or FORCED_OPEN by chaos: the deadline.
     deadline_ms: u64,
+    /// FORCED_OPEN by chaos: where the breaker goes back at the deadline.
+    forced_restore: Option<State>,
     in_flight: u64,
     probe_successes: u64,
     last_probe_ms: u64,
@@ -286,6 +307,7 @@ struct Model {
     rate_trips: u64,
     consecutive_trips: u64,
     probe_timeouts: u64,
+    forced_expiries: u64,
 }
 
 const SUCCESSES: usize = 0;
@@ -303,6 +325,7 @@ impl Model {
             level: 0,
             consecutive: 0,
             deadline_ms: 0,
+            forced_restore: None,
             in_flight: 0,
             probe_successes: 0,
             last_probe_ms: 0,
@@ -313,10 +336,12 @@ impl Model {
             rate_trips: 0,
             consecutive_trips: 0,
             probe_timeouts: 0,
+            forced_expiries: 0,
         }
     }
 
     fn go(&mut self, to: State, level: u32) {
+        self.forced_restore = None;
         self.transitions.push((self.state, to));
         self.state = to;
         self.generation = (self.generation + 1) % (1 << 20);
@@ -344,10 +369,19 @@ impl Model {
         let now_ms = now / 1_000_000;
         match self.state {
             State::Closed | State::Disabled => {}
-            State::ForcedOpen => {
-                self.totals[REJECTED] += 1;
-                return Err((RejectReason::ForcedOpen, None));
-            }
+            State::ForcedOpen => match self.forced_restore {
+                Some(to) if now_ms >= self.deadline_ms => {
+                    // A chaos force expires on the call path; the call then proceeds.
+                    self.forced_expiries += 1;
+                    self.force(to, now);
+                    return self.acquire(now);
+                }
+                timed => {
+                    self.totals[REJECTED] += 1;
+                    let retry = timed.map(|_| self.deadline_ms - now_ms);
+                    return Err((RejectReason::ForcedOpen, retry));
+                }
+            },
             State::Open if now_ms < self.deadline_ms => {
                 self.totals[REJECTED] += 1;
                 return Err((RejectReason::Open, Some(self.deadline_ms - now_ms)));
@@ -451,6 +485,21 @@ impl Model {
         }
     }
 
+    fn force_for(&mut self, ms: u64, now: u64) {
+        let deadline = (now + ms * 1_000_000).div_ceil(1_000_000);
+        let (restore, deadline) = match (self.state, self.forced_restore) {
+            // An operator's force outranks chaos.
+            (State::ForcedOpen, None) => return,
+            (State::ForcedOpen, Some(restore)) => (restore, deadline.max(self.deadline_ms)),
+            (State::Closed, _) => (State::Closed, deadline),
+            (State::Disabled, _) => (State::Disabled, deadline),
+            _ => (State::HalfOpen, deadline),
+        };
+        self.go(State::ForcedOpen, 0);
+        self.forced_restore = Some(restore);
+        self.deadline_ms = deadline;
+    }
+
     fn bucket_width(&self) -> Option<(u64, u64)> {
         match self.spec.window {
             SlidingWindow::Time { duration, buckets } => {
@@ -524,7 +573,8 @@ impl Model {
         };
         assert_eq!(u64::from(snap.half_open_in_flight), in_flight, "{ctx}");
         assert_eq!(u64::from(snap.half_open_successes), successes, "{ctx}");
-        let open_until = (self.state == State::Open).then(|| {
+        let timed = self.state == State::Open || self.forced_restore.is_some();
+        let open_until = timed.then(|| {
             let now_ms = now / 1_000_000;
             (now_ms + self.deadline_ms.saturating_sub(now_ms)) * 1_000_000
         });

@@ -1,10 +1,16 @@
 //! Operator controls (force open, disable, reset, half-open, restore) and observation.
 
-use crate::clock::{Clock, Nanos};
+use core::time::Duration;
+
+use crate::clock::{Clock, Nanos, duration_nanos};
+use crate::error::ConfigError;
 use crate::sync::Ordering;
 
+use super::super::config::BreakerConfig;
 use super::super::snapshot::{BreakerSnapshot, CallTotals};
-use super::super::state::{CLOSED, HALF_OPEN, OPEN, State, Word, deadline_payload};
+use super::super::state::{
+    CLOSED, FORCED_OPEN, HALF_OPEN, OPEN, State, Word, deadline_payload, later_deadline,
+};
 use super::super::window::WindowCounts;
 use super::{CircuitBreaker, stamp, stamp_for};
 use crate::stats::Count;
@@ -13,15 +19,18 @@ impl<C: Clock> CircuitBreaker<C> {
     /// The word for an operator-driven move to `to`; clears the window first when `to` is
     /// CLOSED (the CAS that follows publishes the clear).
     fn forced_word(&self, word: Word, to: State, now: Nanos) -> Word {
+        // In FORCED_OPEN the level bits hold the restore target, not a backoff level.
+        let level = if word.state_bits() == FORCED_OPEN {
+            0
+        } else {
+            word.level()
+        };
         let (level, payload) = match to {
             State::Open => (
-                word.level(),
-                deadline_payload(
-                    now,
-                    self.config.open_nanos(word.level(), self.jitter_unit()),
-                ),
+                level,
+                deadline_payload(now, self.config.open_nanos(level, self.jitter_unit())),
             ),
-            State::HalfOpen => (word.level(), Word::half_open_payload(0, 0)),
+            State::HalfOpen => (level, Word::half_open_payload(0, 0)),
             State::Closed | State::ForcedOpen | State::Disabled => (0, 0),
         };
         if to == State::Closed
@@ -33,7 +42,7 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     /// Publishes a forced move from exactly `word`.
-    fn try_force(&self, word: Word, to: State, now: Nanos) -> Result<(), Word> {
+    pub(super) fn try_force(&self, word: Word, to: State, now: Nanos) -> Result<(), Word> {
         let next = self.forced_word(word, to, now);
         self.cas(word, next)?;
         if to == State::HalfOpen {
@@ -55,9 +64,15 @@ impl<C: Clock> CircuitBreaker<C> {
         }
     }
 
-    /// Rejects every call until [`reset`](Self::reset); returns the previous state.
-    pub fn force_open(&self) -> State {
-        self.force(State::ForcedOpen)
+    /// Rejects every call until [`reset`](Self::reset) (an operator's forced open: no deadline,
+    /// and chaos will not undo it); returns a token for
+    /// [`restore_if_unchanged`](Self::restore_if_unchanged).
+    pub fn force_open(&self) -> ForcedOpen {
+        let previous = self.force(State::ForcedOpen);
+        ForcedOpen {
+            generation: self.generation(),
+            previous,
+        }
     }
 
     /// Admits every call and records nothing until [`reset`](Self::reset); returns the previous
@@ -83,22 +98,107 @@ impl<C: Clock> CircuitBreaker<C> {
         self.force(State::HalfOpen)
     }
 
-    /// Undoes a [`force_open`](Self::force_open) if nothing has moved the breaker since:
-    /// `forced_generation` is the generation the forced state got (see
-    /// [`generation`](Self::generation)), `previous` what `force_open` returned. Returns whether
-    /// it did. A breaker that was CLOSED or DISABLED goes back there; one that was OPEN or
-    /// HALF_OPEN goes to HALF_OPEN so a probe decides; one an operator had already forced open
-    /// stays forced. Chaos uses this so it never clobbers a later operator action.
-    pub fn restore_if_unchanged(&self, forced_generation: u32, previous: State) -> bool {
+    /// Forces the breaker open for `duration`, after which it restores itself on its own call
+    /// path, with no control plane needed: a breaker that was CLOSED or DISABLED goes back
+    /// there, one that was OPEN or HALF_OPEN goes to HALF_OPEN so a probe decides. A breaker an
+    /// operator forced open (with [`force_open`](Self::force_open)) is left alone; one already
+    /// forced by chaos keeps the later deadline. This is how chaos forces breakers open.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] if `duration` is under 1 ms or over 30 days.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use resilience_core::{CircuitBreaker, ManualClock, RejectReason, State};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder("db").clock(clock.clone()).build()?;
+    /// let forced = breaker.force_open_for(Duration::from_secs(10))?;
+    /// assert_eq!(forced.previous, State::Closed);
+    /// assert_eq!(breaker.try_acquire().unwrap_err().reason(), RejectReason::ForcedOpen);
+    /// clock.advance(Duration::from_secs(10));
+    /// assert!(breaker.try_acquire().is_ok(), "restored on time by the call path itself");
+    /// assert_eq!(breaker.state(), State::Closed);
+    /// # Ok::<(), resilience_core::ConfigError>(())
+    /// ```
+    pub fn force_open_for(&self, duration: Duration) -> Result<ForcedOpen, ConfigError> {
+        if duration < Duration::from_millis(1) || duration > BreakerConfig::MAX_TIMEOUT {
+            return Err(ConfigError::invalid(
+                "force_open_for.duration",
+                format_args!("{duration:?}"),
+                "between 1ms and 30 days",
+            ));
+        }
+        let now = self.clock.now();
+        let deadline = deadline_payload(now, duration_nanos(duration));
+        let mut word = self.load();
+        loop {
+            let (code, deadline) = match word.state() {
+                State::ForcedOpen if word.level() == 0 => {
+                    // An operator's forced open outranks chaos.
+                    return Ok(ForcedOpen {
+                        generation: word.generation(),
+                        previous: State::ForcedOpen,
+                    });
+                }
+                // Forced by chaos already: keep its restore target, and the later deadline.
+                State::ForcedOpen => (word.level(), later_deadline(word.payload(), deadline)),
+                other => (restore_code(other), deadline),
+            };
+            let next = word.transition(State::ForcedOpen, code, deadline);
+            match self.cas(word, next) {
+                Ok(()) => {
+                    self.transitioned(word, next, now);
+                    return Ok(ForcedOpen {
+                        generation: next.generation(),
+                        previous: word.state(),
+                    });
+                }
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// FORCED_OPEN with a deadline (chaos): restores the breaker once the deadline has passed.
+    /// `Ok(word)` is the word to re-evaluate the call against, `Err(remaining_ms)` a rejection.
+    pub(super) fn forced_expiry(&self, word: Word) -> Result<Word, Option<u64>> {
+        let Some(to) = restore_state(word.level()) else {
+            return Err(None);
+        };
+        let now = self.clock.now();
+        let remaining = word.open_remaining_ms(now);
+        if remaining != 0 {
+            return Err(Some(remaining));
+        }
+        match self.try_force(word, to, now) {
+            Ok(()) => Ok(self.load()),
+            Err(actual) => Ok(actual),
+        }
+    }
+
+    /// Undoes a forced open if nothing has moved the breaker since: `forced` is what
+    /// [`force_open`](Self::force_open) or [`force_open_for`](Self::force_open_for) reported.
+    /// Returns whether it did. A breaker that was CLOSED or DISABLED goes back there; one that
+    /// was OPEN or HALF_OPEN goes to HALF_OPEN so a probe decides; one an operator had already
+    /// forced open stays forced. Chaos uses this (on deactivation and emergency stop) so it
+    /// never clobbers a later operator action.
+    pub fn restore_if_unchanged(&self, forced: ForcedOpen) -> bool {
         let word = self.load();
-        if word.state() != State::ForcedOpen || word.generation() != forced_generation {
+        if word.state() != State::ForcedOpen || word.generation() != forced.generation {
             return false;
         }
-        let to = match previous {
-            State::Closed => State::Closed,
-            State::Disabled => State::Disabled,
-            State::Open | State::HalfOpen => State::HalfOpen,
-            State::ForcedOpen => return false,
+        // A chaos force carries its restore target in the word (it may have re-forced an
+        // earlier chaos force); an operator's force takes it from the token.
+        let code = if word.level() != 0 {
+            word.level()
+        } else {
+            restore_code(forced.previous)
+        };
+        let Some(to) = restore_state(code) else {
+            return false;
         };
         self.try_force(word, to, self.clock.now()).is_ok()
     }
@@ -119,7 +219,9 @@ impl<C: Clock> CircuitBreaker<C> {
         let now = self.clock.now();
         let since = stamp_for(self.since.load(Ordering::Relaxed), word)
             .map_or(now, |ms| Nanos::from_nanos(ms * 1_000_000));
-        let open_until = (word.state_bits() == OPEN).then(|| {
+        // OPEN, and FORCED_OPEN by chaos (level bits = restore target), carry a deadline.
+        let timed_force = word.state_bits() == FORCED_OPEN && word.level() != 0;
+        let open_until = (word.state_bits() == OPEN || timed_force).then(|| {
             Nanos::from_nanos((now.as_millis() + word.open_remaining_ms(now)) * 1_000_000)
         });
         let (in_flight, probe_successes) = if word.state_bits() == HALF_OPEN {
@@ -134,7 +236,11 @@ impl<C: Clock> CircuitBreaker<C> {
             id: self.id,
             state: word.state(),
             generation: word.generation(),
-            backoff_level: word.level(),
+            backoff_level: if word.state_bits() == FORCED_OPEN {
+                0
+            } else {
+                word.level()
+            },
             consecutive_failures: if word.state_bits() == CLOSED {
                 u32::try_from(word.payload()).unwrap_or(u32::MAX)
             } else {
@@ -155,5 +261,36 @@ impl<C: Clock> CircuitBreaker<C> {
             open_until,
             governance: self.fast.governance,
         }
+    }
+}
+
+/// What a forced open replaced: give it back to
+/// [`CircuitBreaker::restore_if_unchanged`] to undo the force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ForcedOpen {
+    /// Generation of the FORCED_OPEN state (the force is undone only if it still holds).
+    pub generation: u32,
+    /// The state before the force.
+    pub previous: State,
+}
+
+/// Level bits of a FORCED_OPEN word: 0 for an operator's indefinite force, otherwise where a
+/// timed (chaos) force restores to.
+const fn restore_code(previous: State) -> u32 {
+    match previous {
+        State::Closed => 1,
+        State::Open | State::HalfOpen => 2,
+        State::Disabled => 3,
+        State::ForcedOpen => 0,
+    }
+}
+
+const fn restore_state(code: u32) -> Option<State> {
+    match code {
+        1 => Some(State::Closed),
+        2 => Some(State::HalfOpen),
+        3 => Some(State::Disabled),
+        _ => None,
     }
 }

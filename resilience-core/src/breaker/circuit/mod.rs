@@ -4,6 +4,8 @@
 mod control;
 mod outcome;
 
+pub use control::ForcedOpen;
+
 use core::fmt;
 use std::sync::Arc;
 
@@ -366,7 +368,12 @@ impl<C: Clock> CircuitBreaker<C> {
                         return Err(self.reject(RejectReason::HalfOpenFull, None));
                     }
                 }
-                _ => return Err(self.reject(RejectReason::ForcedOpen, None)),
+                _ => match self.forced_expiry(word) {
+                    Ok(restored) => word = restored,
+                    Err(retry_after) => {
+                        return Err(self.reject(RejectReason::ForcedOpen, retry_after));
+                    }
+                },
             }
         }
     }
