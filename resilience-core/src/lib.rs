@@ -46,11 +46,15 @@
 #![warn(missing_docs)]
 
 mod breaker;
+pub mod chaos;
 mod clock;
 pub mod docs;
 mod error;
 mod event;
 mod governance;
+#[cfg(all(test, resilience_loom))]
+mod loom_support;
+pub mod meter;
 mod ring;
 mod stats;
 mod sync;
@@ -66,12 +70,14 @@ pub use breaker::{
     CallTotals, CircuitBreaker, CircuitBreakerBuilder, ForcedOpen, Outcome, Permit, RegistryError,
     RejectReason, Rejected, SlidingWindow, State, WindowCounts,
 };
+pub use chaos::{ChaosPoint, Fault, FaultTable};
 #[cfg(any(test, feature = "test-util"))]
 pub use clock::ManualClock;
 pub use clock::{Clock, ClockError, CoarseClock, Nanos, Ticker};
 pub use error::ConfigError;
 pub use event::{BreakerEvent, EventChannel};
 pub use governance::{GovernanceHash, GovernanceMismatch, HashParseError};
+pub use meter::{MeterRing, UsageEvent};
 
 /// The workspace README's examples, compiled and run as doc-tests.
 #[cfg(doctest)]

@@ -97,59 +97,63 @@ pub(crate) enum Count {
     Slow = 5,
 }
 
-const FIELDS: usize = 6;
+/// Fields of a breaker's counters.
+pub(crate) const BREAKER_FIELDS: usize = 6;
 
-#[derive(Default)]
-struct Stripe([AtomicU64; FIELDS]);
+struct Stripe<const F: usize>([AtomicU64; F]);
 
 /// Private stripes held inline (no pointer to chase). Under loom there are none: every model
 /// thread uses the shared stripe with `fetch_add`.
 const PRIVATE: usize = if LOOM { 0 } else { STRIPES };
 
-/// Per-breaker striped counters.
-pub(crate) struct Counters {
-    private: [CachePadded<Stripe>; PRIVATE],
-    shared: CachePadded<Stripe>,
+/// `F` striped counters.
+pub(crate) struct Counters<const F: usize> {
+    private: [CachePadded<Stripe<F>>; PRIVATE],
+    shared: CachePadded<Stripe<F>>,
 }
 
-impl Counters {
+impl<const F: usize> Counters<F> {
     pub(crate) fn new() -> Self {
         Counters {
-            private: core::array::from_fn(|_| CachePadded::new(Stripe::default())),
-            shared: CachePadded::new(Stripe::default()),
+            private: core::array::from_fn(|_| {
+                CachePadded::new(Stripe(core::array::from_fn(|_| AtomicU64::new(0))))
+            }),
+            shared: CachePadded::new(Stripe(core::array::from_fn(|_| AtomicU64::new(0)))),
         }
     }
 
     #[inline(always)]
-    pub(crate) fn bump(&self, count: Count) {
+    pub(crate) fn bump(&self, field: usize) {
         let index = usize::from(thread_index());
         if index < PRIVATE {
             // Only this thread writes this stripe, so load + store is an exact increment
-            // without a locked instruction. Relaxed: readers only need eventual totals.
-            let cell = &self.private[index].0[count as usize];
+            // without a locked instruction. Release: a reader that sees this count with
+            // Acquire also sees whatever this thread counted before it.
+            let cell = &self.private[index].0[field];
             cell.store(
                 cell.load(Ordering::Relaxed).wrapping_add(1),
-                Ordering::Relaxed,
+                Ordering::Release,
             );
         } else {
-            self.bump_shared(count);
+            self.bump_shared(field);
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn bump_shared(&self, count: Count) {
+    fn bump_shared(&self, field: usize) {
         if !LOOM && thread_index() == UNASSIGNED && usize::from(claim_index()) < PRIVATE {
-            return self.bump(count);
+            return self.bump(field);
         }
-        self.shared.0[count as usize].fetch_add(1, Ordering::Relaxed);
+        self.shared.0[field].fetch_add(1, Ordering::Release);
     }
 
-    pub(crate) fn total(&self, count: Count) -> u64 {
+    /// The sum over every stripe (exact once writers are quiet).
+    pub(crate) fn total(&self, field: usize) -> u64 {
         self.private
             .iter()
             .chain(core::iter::once(&self.shared))
-            .map(|s| s.0[count as usize].load(Ordering::Relaxed))
+            .map(|s| s.0[field].load(Ordering::Acquire))
             .fold(0u64, u64::wrapping_add)
     }
 }
@@ -163,16 +167,16 @@ mod tests {
     fn totals_are_exact_across_many_short_lived_threads() {
         // More threads over time than stripes: indices must be recycled, and threads running
         // at once beyond the stripe count must use the overflow stripe, all without loss.
-        let counters = Arc::new(Counters::new());
+        let counters = Arc::new(Counters::<BREAKER_FIELDS>::new());
         for _round in 0..4 {
             let handles: Vec<_> = (0..(STRIPES + 4))
                 .map(|_| {
                     let c = counters.clone();
                     std::thread::spawn(move || {
                         for _ in 0..1_000 {
-                            c.bump(Count::Successes);
+                            c.bump(Count::Successes as usize);
                         }
-                        c.bump(Count::Rejected);
+                        c.bump(Count::Rejected as usize);
                     })
                 })
                 .collect();
@@ -181,8 +185,8 @@ mod tests {
             }
         }
         let threads = 4 * (STRIPES as u64 + 4);
-        assert_eq!(counters.total(Count::Successes), threads * 1_000);
-        assert_eq!(counters.total(Count::Rejected), threads);
-        assert_eq!(counters.total(Count::Failures), 0);
+        assert_eq!(counters.total(Count::Successes as usize), threads * 1_000);
+        assert_eq!(counters.total(Count::Rejected as usize), threads);
+        assert_eq!(counters.total(Count::Failures as usize), 0);
     }
 }

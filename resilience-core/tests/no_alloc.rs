@@ -149,3 +149,48 @@ fn paths_are_allocation_free_on_a_second_thread_too() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn chaos_checks_are_allocation_free() {
+    use resilience_core::chaos::{ErrorCode, FaultSpec, FaultTable, Scenario};
+    let clock = ManualClock::new();
+    let table = FaultTable::builder().clock(clock.clone()).build().unwrap();
+    let hot = table.point("hot").unwrap();
+    let cold = table.point("cold").unwrap();
+    assert_no_alloc("chaos check, nothing armed", || {
+        assert!(table.check(hot).is_none())
+    });
+    table
+        .arm(Scenario::new("errors", "hot", FaultSpec::Error(ErrorCode(503))).rate(0.5))
+        .unwrap();
+    table
+        .arm(Scenario::new(
+            "slow",
+            "hot",
+            FaultSpec::Latency(Duration::from_millis(5)),
+        ))
+        .unwrap();
+    assert_no_alloc("chaos check, armed elsewhere", || {
+        assert!(table.check(cold).is_none())
+    });
+    assert_no_alloc("chaos check, armed hit (random rate)", || {
+        assert!(table.check(hot).is_some())
+    });
+    clock.advance(Duration::from_secs(120));
+    assert_no_alloc("chaos check, armed but expired", || {
+        assert!(table.check(hot).is_none())
+    });
+}
+
+#[test]
+fn metering_is_allocation_free() {
+    use resilience_core::meter::{MeterRing, Operation, Tier, UsageEvent};
+    let ring = MeterRing::with_clock(1 << 20, ManualClock::new(), Default::default()).unwrap();
+    let event = UsageEvent::new("tenant", "agent", Operation::AgentMessage, Tier::Free).unwrap();
+    assert_no_alloc("meter record, accepted", || ring.record(event).unwrap());
+    let full = MeterRing::with_clock(1, ManualClock::new(), Default::default()).unwrap();
+    full.record(event).unwrap();
+    assert_no_alloc("meter record, refused", || {
+        assert!(full.record(event).is_err())
+    });
+}

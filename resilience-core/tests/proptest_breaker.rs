@@ -55,7 +55,10 @@ fn breaker_matches_reference_model() {
         "the consecutive-failure policy never tripped"
     );
     assert!(total.probe_timeouts > 0, "no probe was ever presumed lost");
-    assert!(total.forced_expiries > 0, "no timed force ever expired on the call path");
+    assert!(
+        total.forced_expiries > 0,
+        "no timed force ever expired on the call path"
+    );
     println!(
         "ops {} rate trips {} consecutive trips {} probe timeouts {} stale {} rejections {:?}",
         total.ops,

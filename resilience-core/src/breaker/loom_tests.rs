@@ -43,7 +43,7 @@ fn loom_trip_races_success() {
     // Which side won, across every explored interleaving (std atomics: outside the model).
     static OPENED: AtomicUsize = AtomicUsize::new(0);
     static STAYED_CLOSED: AtomicUsize = AtomicUsize::new(0);
-    loom::model(|| {
+    let runs = crate::loom_support::explore(|| {
         let (b, events, _clock) = breaker(2, 1);
         b.try_acquire().unwrap().failure();
         // A permit admitted before the race, whose success is reported during it.
@@ -73,13 +73,14 @@ fn loom_trip_races_success() {
             other => panic!("impossible state {other:?}"),
         }
     });
+    crate::loom_support::assert_explored(runs, 30);
     assert!(OPENED.load(Ordering::Relaxed) > 0 && STAYED_CLOSED.load(Ordering::Relaxed) > 0);
 }
 
 /// Two threads fail concurrently at the threshold: exactly one trip, one event.
 #[test]
 fn loom_concurrent_failures_trip_once() {
-    loom::model(|| {
+    let runs = crate::loom_support::explore(|| {
         let (b, events, _clock) = breaker(2, 1);
         // Two permits taken and dropped unreported: counted as ignored.
         drop((b.try_acquire().unwrap(), b.try_acquire().unwrap()));
@@ -101,13 +102,14 @@ fn loom_concurrent_failures_trip_once() {
         let t = b.snapshot().totals;
         assert_eq!((t.failures, t.ignored, t.stale), (2, 2, 0));
     });
+    crate::loom_support::assert_explored(runs, 50);
 }
 
 /// After the OPEN timeout, three threads race for two probe slots: exactly two are admitted,
 /// the OPEN → HALF_OPEN move happens once, and the third sees HALF_OPEN full.
 #[test]
 fn loom_half_open_admits_exactly_n() {
-    loom::model(|| {
+    let runs = crate::loom_support::explore(|| {
         let (b, events, clock) = breaker(1, 2);
         b.try_acquire().unwrap().failure();
         clock.advance(Duration::from_millis(1));
@@ -133,6 +135,7 @@ fn loom_half_open_admits_exactly_n() {
         assert_eq!(transitions(&events), [(State::Open, State::HalfOpen)]);
         assert_eq!(b.snapshot().half_open_in_flight, 2);
     });
+    crate::loom_support::assert_explored(runs, 1000);
 }
 
 /// A probe's success races another probe's failure: exactly one decides, the other is stale.
@@ -140,7 +143,7 @@ fn loom_half_open_admits_exactly_n() {
 fn loom_probe_success_races_probe_failure() {
     static CLOSED: AtomicUsize = AtomicUsize::new(0);
     static REOPENED: AtomicUsize = AtomicUsize::new(0);
-    loom::model(|| {
+    let runs = crate::loom_support::explore(|| {
         let (b, events, clock) = breaker(1, 2);
         b.try_acquire().unwrap().failure();
         clock.advance(Duration::from_millis(1));
@@ -167,13 +170,14 @@ fn loom_probe_success_races_probe_failure() {
             other => panic!("impossible transition {other:?}"),
         };
     });
+    crate::loom_support::assert_explored(runs, 20);
     assert!(CLOSED.load(Ordering::Relaxed) > 0 && REOPENED.load(Ordering::Relaxed) > 0);
 }
 
 /// A probe slot released by a dropped permit races a new acquire: the slot count never leaks.
 #[test]
 fn loom_dropped_probe_races_acquire() {
-    loom::model(|| {
+    let runs = crate::loom_support::explore(|| {
         let (b, _events, clock) = breaker(1, 1);
         b.try_acquire().unwrap().failure();
         clock.advance(Duration::from_millis(1));
@@ -194,6 +198,7 @@ fn loom_dropped_probe_races_acquire() {
         assert_eq!(snap.half_open_in_flight, 0, "every slot came back");
         assert_eq!(snap.totals.ignored, 1 + u64::from(second_admitted));
     });
+    crate::loom_support::assert_explored(runs, 15);
 }
 
 /// The ticket of the current HALF_OPEN generation (what a permit from it would carry).

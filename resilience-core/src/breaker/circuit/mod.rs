@@ -15,7 +15,7 @@ use crate::clock::{Clock, CoarseClock, Nanos};
 use crate::error::ConfigError;
 use crate::event::EventChannel;
 use crate::governance::GovernanceHash;
-use crate::stats::{Count, Counters};
+use crate::stats::{BREAKER_FIELDS, Count, Counters};
 use crate::sync::{AtomicU64, Ordering};
 
 use core::time::Duration;
@@ -79,7 +79,7 @@ pub struct CircuitBreaker<C: Clock = CoarseClock> {
     word: CachePadded<AtomicU64>,
     fast: Fast,
     window: Option<Window>,
-    counters: Counters,
+    counters: Counters<BREAKER_FIELDS>,
     /// Stamp of the last transition.
     since: AtomicU64,
     /// Stamp of the last HALF_OPEN probe admission (for the probe timeout).

@@ -128,7 +128,7 @@ impl<C: Clock> CircuitBreaker<C> {
     #[inline(always)]
     pub(super) fn bump(&self, count: Count) {
         if self.fast.totals {
-            self.counters.bump(count);
+            self.counters.bump(count as usize);
         }
     }
 

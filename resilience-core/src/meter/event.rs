@@ -1,0 +1,235 @@
+//! [`UsageEvent`]: a fixed-size `Copy` usage record, with inline ids and no heap.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::clock::Nanos;
+use crate::governance::GovernanceHash;
+
+use super::MeterError;
+
+/// Longest id kept inline (a UUID in text form is 36 bytes).
+pub const MAX_ID_LEN: usize = 43;
+
+/// A short identifier (tenant, agent) stored inline, so events never touch the heap.
+///
+/// # Examples
+///
+/// ```
+/// use resilience_core::meter::InlineId;
+///
+/// let tenant = InlineId::new("tenant-7f3c")?;
+/// assert_eq!(tenant.as_str(), "tenant-7f3c");
+/// assert!(InlineId::new(&"x".repeat(44)).is_err());
+/// # Ok::<(), resilience_core::meter::MeterError>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InlineId {
+    len: u8,
+    bytes: [u8; MAX_ID_LEN],
+}
+
+impl InlineId {
+    /// The empty id.
+    pub const EMPTY: InlineId = InlineId {
+        len: 0,
+        bytes: [0; MAX_ID_LEN],
+    };
+
+    /// Copies `id` inline.
+    ///
+    /// # Errors
+    ///
+    /// [`MeterError::Invalid`] if `id` is longer than [`MAX_ID_LEN`] bytes.
+    pub fn new(id: &str) -> Result<Self, MeterError> {
+        Self::named("id", id)
+    }
+
+    pub(crate) fn named(field: &'static str, id: &str) -> Result<Self, MeterError> {
+        if id.len() > MAX_ID_LEN {
+            return Err(MeterError::invalid(
+                field,
+                format_args!("{id:?}"),
+                "at most 43 bytes",
+            ));
+        }
+        let mut bytes = [0; MAX_ID_LEN];
+        bytes[..id.len()].copy_from_slice(id.as_bytes());
+        Ok(InlineId {
+            len: id.len() as u8,
+            bytes,
+        })
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // The bytes were copied from a `&str` whole, so they are UTF-8; never fails.
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for InlineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for InlineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What was metered (the original's `MeterableOperation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// A constitutional (governance) validation.
+    ConstitutionalValidation,
+    /// An agent message through the bus.
+    AgentMessage,
+    /// A policy evaluation.
+    PolicyEvaluation,
+    /// A deliberation (review) request.
+    DeliberationRequest,
+    /// A human-in-the-loop approval.
+    HitlApproval,
+    /// An application-defined operation.
+    Other(u16),
+}
+
+impl Operation {
+    /// snake_case name for records and metrics; `other` for [`Operation::Other`].
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Operation::ConstitutionalValidation => "constitutional_validation",
+            Operation::AgentMessage => "agent_message",
+            Operation::PolicyEvaluation => "policy_evaluation",
+            Operation::DeliberationRequest => "deliberation_request",
+            Operation::HitlApproval => "hitl_approval",
+            Operation::Other(_) => "other",
+        }
+    }
+}
+
+/// Billing tier (the original's `MeteringTier`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Tier {
+    /// Free tier.
+    Free,
+    /// Standard tier.
+    Standard,
+    /// Premium tier.
+    Premium,
+    /// Enterprise tier.
+    Enterprise,
+}
+
+impl Tier {
+    /// snake_case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Tier::Free => "free",
+            Tier::Standard => "standard",
+            Tier::Premium => "premium",
+            Tier::Enterprise => "enterprise",
+        }
+    }
+}
+
+/// One usage record: fixed size, `Copy`, no heap. [`MeterRing::record`](super::MeterRing::record)
+/// stamps the time and the governance tag.
+///
+/// # Examples
+///
+/// ```
+/// use resilience_core::meter::{Operation, Tier, UsageEvent};
+/// use std::time::Duration;
+///
+/// let event = UsageEvent::new("tenant-1", "agent-9", Operation::AgentMessage, Tier::Standard)?
+///     .tokens(512)
+///     .latency(Duration::from_micros(830))
+///     .compliance_score(0.97)?;
+/// assert_eq!(event.tenant.as_str(), "tenant-1");
+/// # Ok::<(), resilience_core::meter::MeterError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct UsageEvent {
+    /// Who is billed.
+    pub tenant: InlineId,
+    /// Which agent acted.
+    pub agent: InlineId,
+    /// What was done.
+    pub operation: Operation,
+    /// Billing tier.
+    pub tier: Tier,
+    /// Tokens processed.
+    pub tokens: u32,
+    /// Latency in microseconds (saturating at about 71 minutes).
+    pub latency_us: u32,
+    /// Compliance score in [0, 1].
+    pub compliance_score: f32,
+    /// When it was recorded, on the ring's clock.
+    pub at: Nanos,
+    /// Governance tag, stamped by the ring.
+    pub governance: GovernanceHash,
+}
+
+impl UsageEvent {
+    /// An event with zero tokens, zero latency and a compliance score of 1.
+    ///
+    /// # Errors
+    ///
+    /// [`MeterError::Invalid`] naming `tenant` or `agent` if one is longer than 43 bytes.
+    pub fn new(
+        tenant: &str,
+        agent: &str,
+        operation: Operation,
+        tier: Tier,
+    ) -> Result<Self, MeterError> {
+        Ok(UsageEvent {
+            tenant: InlineId::named("tenant", tenant)?,
+            agent: InlineId::named("agent", agent)?,
+            operation,
+            tier,
+            tokens: 0,
+            latency_us: 0,
+            compliance_score: 1.0,
+            at: Nanos::ZERO,
+            governance: GovernanceHash::DEFAULT,
+        })
+    }
+
+    /// Sets the tokens processed.
+    #[must_use]
+    pub fn tokens(mut self, tokens: u32) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
+    /// Sets the latency.
+    #[must_use]
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency_us = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
+        self
+    }
+
+    /// Sets the compliance score.
+    ///
+    /// # Errors
+    ///
+    /// [`MeterError::Invalid`] naming `compliance_score` unless it is in [0, 1].
+    pub fn compliance_score(mut self, score: f32) -> Result<Self, MeterError> {
+        if !(0.0..=1.0).contains(&score) {
+            return Err(MeterError::invalid(
+                "compliance_score",
+                score,
+                "a score in [0, 1]",
+            ));
+        }
+        self.compliance_score = score;
+        Ok(self)
+    }
+}
