@@ -82,8 +82,15 @@ impl<T: Copy> Ring<T> {
     }
 
     /// Appends `value`, or hands it back when the ring is full. Never waits.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&self, value: T) -> Result<(), T> {
+        self.push_with(value, |_| {})
+    }
+
+    /// As [`push`](Self::push), then lets `finish` adjust the value in its slot before it is
+    /// published, so a caller stamping fields does not first build a modified copy.
+    #[inline(always)]
+    pub(crate) fn push_with(&self, value: T, finish: impl FnOnce(&mut T)) -> Result<(), T> {
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
             let slot = &self.slots[tail & (self.one_lap - 1)];
@@ -100,9 +107,12 @@ impl<T: Copy> Ring<T> {
                 ) {
                     Ok(_) => {
                         // SAFETY: winning the CAS for `tail` while the stamp equals `tail`
-                        // gives this thread the slot alone until it publishes the stamp.
-                        slot.value
-                            .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+                        // gives this thread the slot alone until it publishes the stamp, and
+                        // the value is initialised before `finish` borrows it.
+                        slot.value.with_mut(|p| unsafe {
+                            p.write(MaybeUninit::new(value));
+                            finish((*p).assume_init_mut());
+                        });
                         slot.stamp.store(tail + 1, Ordering::Release);
                         return Ok(());
                     }
@@ -179,6 +189,24 @@ impl<T: Copy> Ring<T> {
                 head = self.head.load(Ordering::Relaxed);
             }
         }
+    }
+
+    /// Values pushed since construction (positions claimed by producers, so a push in progress
+    /// already counts). Derived from the tail position: no counter on the push path.
+    pub(crate) fn pushed(&self) -> u64 {
+        self.count(self.tail.load(Ordering::SeqCst))
+    }
+
+    /// Values popped since construction (positions claimed by consumers).
+    pub(crate) fn popped(&self) -> u64 {
+        self.count(self.head.load(Ordering::SeqCst))
+    }
+
+    /// A position as a count: laps times capacity, plus the index within the lap.
+    fn count(&self, pos: usize) -> u64 {
+        let lap = (pos / self.one_lap) as u64;
+        lap.wrapping_mul(self.slots.len() as u64)
+            .wrapping_add((pos % self.one_lap) as u64)
     }
 
     /// Values currently held (a snapshot; exact when no one is pushing or popping).

@@ -6,3 +6,5 @@
 //! committed fuzz corpus on stable.
 
 pub mod breaker_model;
+pub mod fault_table_model;
+pub mod meter_model;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use resilience_core::State;
 use resilience_core::testing::breaker_model::{Coverage, run};
+use resilience_core::testing::{fault_table_model, meter_model};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -50,4 +51,42 @@ fn breaker_corpus_replays_clean() {
         );
     }
     assert!(total.rate_trips > 0 && total.consecutive_trips > 0 && total.probe_timeouts > 0);
+}
+
+#[test]
+fn fault_table_corpus_replays_clean() {
+    let inputs = corpus("fault_table");
+    assert!(
+        inputs.len() >= 50,
+        "the committed corpus is missing or tiny: {}",
+        inputs.len()
+    );
+    let mut total = fault_table_model::Coverage::default();
+    for (path, bytes) in &inputs {
+        let coverage = std::panic::catch_unwind(|| fault_table_model::run(bytes))
+            .unwrap_or_else(|_| panic!("corpus input {} diverged from the model", path.display()));
+        total.merge(&coverage);
+    }
+    assert!(total.injected.iter().all(|&n| n > 0), "{total:?}");
+    assert!(total.refused.iter().all(|&n| n > 0), "{total:?}");
+}
+
+#[test]
+fn meter_ring_corpus_replays_clean() {
+    let inputs = corpus("meter_ring");
+    assert!(
+        inputs.len() >= 20,
+        "the committed corpus is missing or tiny: {}",
+        inputs.len()
+    );
+    let mut total = meter_model::Coverage::default();
+    for (path, bytes) in &inputs {
+        let coverage = std::panic::catch_unwind(|| meter_model::run(bytes))
+            .unwrap_or_else(|_| panic!("corpus input {} diverged from the model", path.display()));
+        total.merge(&coverage);
+    }
+    assert!(
+        total.refused_full > 0 && total.refused_closed > 0 && total.drained > 0,
+        "{total:?}"
+    );
 }

@@ -20,7 +20,7 @@
 //! ```
 
 mod fault;
-mod rng;
+pub(crate) mod rng;
 mod scenario;
 mod slot;
 mod table;

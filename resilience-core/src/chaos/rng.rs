@@ -18,7 +18,7 @@ thread_local! {
 /// resilience_core::chaos::seed_thread_rng(42);
 /// ```
 pub fn seed_thread_rng(seed: u64) {
-    STATE.with(|s| s.set(splitmix(seed)));
+    STATE.with(|s| s.set(seeded(seed)));
 }
 
 /// The next value of the calling thread's generator.
@@ -29,12 +29,25 @@ pub(crate) fn next_u64() -> u64 {
         if x == 0 {
             x = fresh_seed();
         }
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        s.set(x);
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        let (next, out) = step(x);
+        s.set(next);
+        out
     })
+}
+
+/// One xorshift64* step: the next state and the value it yields. Pure, so a reference model
+/// can replay the exact sequence a seeded thread sees.
+#[inline]
+pub(crate) const fn step(mut x: u64) -> (u64, u64) {
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    (x, x.wrapping_mul(0x2545_f491_4f6c_dd1d))
+}
+
+/// The state [`seed_thread_rng`] sets for `seed`.
+pub(crate) const fn seeded(seed: u64) -> u64 {
+    splitmix(seed)
 }
 
 /// A never-zero seed (xorshift's one forbidden state), different for every thread.

@@ -143,14 +143,23 @@ impl Slot {
         result
     }
 
+    /// Hits of every entry of one kind (a packed kind code) in this slot.
+    pub(crate) fn hits_of_kind(&self, kind: u64) -> u64 {
+        self.hits_where(|e| kind_code(e.spec) == kind)
+    }
+
     /// Hits of every entry of `scenario` in this slot.
     pub(crate) fn hits_of(&self, scenario: u32) -> u64 {
+        self.hits_where(|e| e.scenario == scenario)
+    }
+
+    fn hits_where(&self, matches: impl Fn(&EntryData) -> bool) -> u64 {
         let mut data = [EntryData::default(); ENTRIES];
         let n = self.read(&mut data).unwrap_or(0);
         data[..n]
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.scenario == scenario)
+            .filter(|(_, e)| matches(e))
             .map(|(i, _)| self.hits[i].load(Ordering::Relaxed))
             .sum()
     }
@@ -178,17 +187,19 @@ pub(crate) fn insert(
     true
 }
 
-/// Removes every entry of `scenario`; returns how many.
+/// Removes every entry of `scenario`; returns how many, and the injections they had made.
 pub(crate) fn remove(
     data: &mut [EntryData; ENTRIES],
     hits: &mut [u64; ENTRIES],
     scenario: u32,
-) -> usize {
+) -> (usize, u64) {
     let mut kept = 0;
     let mut removed = 0;
+    let mut removed_hits = 0;
     for i in 0..ENTRIES {
         if data[i].spec != 0 && data[i].scenario == scenario {
             removed += 1;
+            removed_hits += hits[i];
         } else {
             data[kept] = data[i];
             hits[kept] = hits[i];
@@ -199,7 +210,7 @@ pub(crate) fn remove(
         data[i] = EntryData::default();
         hits[i] = 0;
     }
-    removed
+    (removed, removed_hits)
 }
 
 #[cfg(all(test, resilience_loom))]
@@ -290,7 +301,7 @@ mod tests {
         assert!(!insert(&mut data, &mut hits, entry(2, 5)), "full");
         let ids: Vec<u32> = data.iter().map(|e| e.scenario).collect();
         assert_eq!(ids, [4, 2, 1, 3], "by kind, then arming order");
-        assert_eq!(remove(&mut data, &mut hits, 2), 1);
+        assert_eq!(remove(&mut data, &mut hits, 2), (1, 0));
         let ids: Vec<u32> = data.iter().map(|e| e.scenario).collect();
         assert_eq!(ids, [4, 1, 3, 0]);
         assert_eq!(data[3], EntryData::default());

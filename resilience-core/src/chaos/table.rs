@@ -164,7 +164,7 @@ impl<C: Clock> FaultTableBuilder<C> {
             scenarios: ArcSwap::from_pointee(Vec::new()),
             forced: ArcSwap::from_pointee(Vec::new()),
             next_id: AtomicU32::new(1),
-            injected: Default::default(),
+            retired_injections: Default::default(),
             limits: self.limits,
             clock: self.clock,
             id: NEXT_TABLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -209,7 +209,9 @@ pub struct FaultTable<C: Clock = CoarseClock> {
     scenarios: ArcSwap<Vec<Arc<Record>>>,
     forced: ArcSwap<Vec<Arc<Forced>>>,
     next_id: AtomicU32,
-    injected: [AtomicU64; 6],
+    /// Injections by scenarios no longer armed, per kind (live ones are counted in the slots,
+    /// so an injecting check pays one counter, not two).
+    retired_injections: [AtomicU64; 6],
     limits: ChaosLimits,
     clock: C,
     id: u32,
@@ -311,7 +313,6 @@ impl<C: Clock> FaultTable<C> {
             if fires {
                 let fault = packed::unpack(entry.spec)?;
                 slot.hit(index);
-                self.injected[fault.kind().index()].fetch_add(1, Ordering::Relaxed);
                 return Some(fault);
             }
         }
@@ -358,7 +359,7 @@ impl<C: Clock> FaultTable<C> {
         for (written, &point) in record.points.iter().enumerate() {
             if !self.slots[point as usize].write(|data, hits| slot::insert(data, hits, entry)) {
                 for &done in &record.points[..written] {
-                    self.remove_entries(done, id);
+                    self.remove_entries(done, id, record.scenario.spec().kind());
                 }
                 self.scenarios.rcu(|current| without(current, id));
                 return Err(ChaosError::TooManyFaults {
@@ -409,8 +410,10 @@ impl<C: Clock> FaultTable<C> {
         Ok(())
     }
 
-    fn remove_entries(&self, point: u32, id: ScenarioId) {
-        let removed = self.slots[point as usize].write(|data, hits| slot::remove(data, hits, id.0));
+    fn remove_entries(&self, point: u32, id: ScenarioId, kind: FaultKind) {
+        let (removed, hits) =
+            self.slots[point as usize].write(|data, hits| slot::remove(data, hits, id.0));
+        self.retired_injections[kind.index()].fetch_add(hits, Ordering::Relaxed);
         self.armed
             .fetch_sub(ENTRY * removed as u64, Ordering::Release);
     }
@@ -418,7 +421,7 @@ impl<C: Clock> FaultTable<C> {
     /// Clears a record's entries and restores the breakers it forced.
     fn retire(&self, record: &Record) -> usize {
         for &point in &record.points {
-            self.remove_entries(point, record.id);
+            self.remove_entries(point, record.id, record.scenario.spec().kind());
         }
         self.restore_forced(|f| f.scenario == record.id)
     }
@@ -611,7 +614,12 @@ impl<C: Clock> FaultTable<C> {
 
     /// Injections made so far of one kind (including by scenarios since disarmed).
     pub fn injections(&self, kind: FaultKind) -> u64 {
-        self.injected[kind.index()].load(Ordering::Relaxed)
+        let live: u64 = self
+            .slots
+            .iter()
+            .map(|slot| slot.hits_of_kind(kind as u64))
+            .sum();
+        self.retired_injections[kind.index()].load(Ordering::Relaxed) + live
     }
 
     /// The limits scenarios are checked against.

@@ -4,14 +4,13 @@ use crate::clock::{Clock, CoarseClock};
 use crate::governance::GovernanceHash;
 use crate::ring::Ring;
 use crate::stats::Counters;
-use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, Ordering};
 
 use super::MeterError;
 use super::event::UsageEvent;
 
-const OFFERED: usize = 0;
-const REFUSED_FULL: usize = 1;
-const REFUSED_CLOSED: usize = 2;
+const REFUSED_FULL: usize = 0;
+const REFUSED_CLOSED: usize = 1;
 
 /// Why [`MeterRing::record`] refused an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,9 +55,9 @@ impl std::error::Error for Refused {}
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RingLedger {
-    /// Calls to `record` (counted as they begin).
+    /// Calls to `record` that have been decided (accepted or refused).
     pub offered: u64,
-    /// Offered and not refused (in flight, in the ring, or drained).
+    /// Accepted: a ring position was claimed (being written, in the ring, or drained).
     pub accepted: u64,
     /// Refused because the ring was full.
     pub refused_full: u64,
@@ -94,8 +93,9 @@ pub struct RingLedger {
 pub struct MeterRing<C: Clock = CoarseClock> {
     ring: Ring<UsageEvent>,
     closed: AtomicBool,
-    counts: Counters<3>,
-    drained: AtomicU64,
+    /// Refusals by reason. Accepted and drained events need no counter: the ring's tail and
+    /// head positions count them.
+    refusals: Counters<2>,
     clock: C,
     governance: GovernanceHash,
 }
@@ -135,8 +135,7 @@ impl<C: Clock> MeterRing<C> {
         Ok(MeterRing {
             ring: Ring::new(capacity),
             closed: AtomicBool::new(false),
-            counts: Counters::new(),
-            drained: AtomicU64::new(0),
+            refusals: Counters::new(),
             clock,
             governance,
         })
@@ -148,24 +147,24 @@ impl<C: Clock> MeterRing<C> {
     /// # Errors
     ///
     /// [`Refused`], carrying the event back, when the ring is full or closed.
-    #[inline]
+    #[inline(always)]
     // The refused event comes back by value: boxing it would allocate on the refusal path.
     #[allow(clippy::result_large_err)]
-    pub fn record(&self, mut event: UsageEvent) -> Result<(), Refused> {
-        // Counted before the push, so whoever drains the event (and then the ledger reader,
-        // through the drained counter's Release/Acquire) also sees it offered.
-        self.counts.bump(OFFERED);
+    pub fn record(&self, event: UsageEvent) -> Result<(), Refused> {
         if self.closed.load(Ordering::Relaxed) {
-            self.counts.bump(REFUSED_CLOSED);
+            self.refusals.bump(REFUSED_CLOSED);
             return Err(Refused {
                 event,
                 reason: RefuseReason::Closed,
             });
         }
-        event.at = self.clock.now();
-        event.governance = self.governance;
-        self.ring.push(event).map_err(|event| {
-            self.counts.bump(REFUSED_FULL);
+        let (at, governance) = (self.clock.now(), self.governance);
+        let stamp = |slot: &mut UsageEvent| {
+            slot.at = at;
+            slot.governance = governance;
+        };
+        self.ring.push_with(event, stamp).map_err(|event| {
+            self.refusals.bump(REFUSED_FULL);
             Refused {
                 event,
                 reason: RefuseReason::Full,
@@ -185,8 +184,6 @@ impl<C: Clock> MeterRing<C> {
                 None => break,
             }
         }
-        // Release: a ledger reader that sees these drains sees the offers behind them.
-        self.drained.fetch_add(moved as u64, Ordering::Release);
         moved
     }
 
@@ -197,20 +194,18 @@ impl<C: Clock> MeterRing<C> {
 
     /// A consistent snapshot of the counters (see [`RingLedger`]).
     pub fn ledger(&self) -> RingLedger {
-        // Order matters: drained first, then refusals, then offers. Each later read sees at
-        // least what made the earlier one possible, so accepted ≥ drained.
-        let drained = self.drained.load(Ordering::Acquire);
-        let refused_full = self.counts.total(REFUSED_FULL);
-        let refused_closed = self.counts.total(REFUSED_CLOSED);
-        let offered = self.counts.total(OFFERED);
-        let accepted = offered - refused_full - refused_closed;
+        // Head before tail: the tail never trails the head, so pending cannot go negative.
+        let drained = self.ring.popped();
+        let refused_full = self.refusals.total(REFUSED_FULL);
+        let refused_closed = self.refusals.total(REFUSED_CLOSED);
+        let accepted = self.ring.pushed();
         RingLedger {
-            offered,
+            offered: accepted + refused_full + refused_closed,
             accepted,
             refused_full,
             refused_closed,
             drained,
-            pending: accepted - drained,
+            pending: accepted.saturating_sub(drained),
         }
     }
 

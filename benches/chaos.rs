@@ -1,0 +1,93 @@
+//! The chaos check on the data path, in each situation a service meets.
+//!
+//! `cargo bench -p resilience-benches --bench chaos`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use resilience_benches as setup;
+use resilience_core::chaos::{ErrorCode, FaultSpec, FaultTable, Scenario};
+
+fn table() -> FaultTable {
+    FaultTable::builder()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn arm(t: &FaultTable, scenario: Scenario) {
+    t.arm(scenario.duration(Duration::from_secs(300)))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn check(c: &mut Criterion) {
+    let _ticker = setup::ticker();
+    let mut g = c.benchmark_group("chaos check");
+    g.throughput(Throughput::Elements(1));
+
+    let idle = table();
+    let p = idle.point("db").unwrap_or_else(|e| panic!("{e}"));
+    g.bench_function("nothing armed", |b| {
+        b.iter(|| black_box(&idle).check(black_box(p)).is_some())
+    });
+
+    let elsewhere = table();
+    let p = elsewhere.point("db").unwrap_or_else(|e| panic!("{e}"));
+    arm(
+        &elsewhere,
+        Scenario::new("cache-down", "cache", FaultSpec::Partition),
+    );
+    g.bench_function("armed at another point", |b| {
+        b.iter(|| black_box(&elsewhere).check(black_box(p)).is_some())
+    });
+
+    let always = table();
+    let p = always.point("db").unwrap_or_else(|e| panic!("{e}"));
+    arm(
+        &always,
+        Scenario::new(
+            "slow-db",
+            "db",
+            FaultSpec::Latency(Duration::from_millis(50)),
+        ),
+    );
+    g.bench_function("armed, rate 1 (injects)", |b| {
+        b.iter(|| black_box(&always).check(black_box(p)).is_some())
+    });
+
+    let partial = table();
+    let p = partial.point("db").unwrap_or_else(|e| panic!("{e}"));
+    arm(
+        &partial,
+        Scenario::new("flaky-db", "db", FaultSpec::Error(ErrorCode(503))).rate(0.1),
+    );
+    g.bench_function("armed, rate 0.1 (random draw)", |b| {
+        b.iter(|| black_box(&partial).check(black_box(p)).is_some())
+    });
+
+    let stacked = table();
+    let p = stacked.point("db").unwrap_or_else(|e| panic!("{e}"));
+    arm(
+        &stacked,
+        Scenario::new("flaky-db", "db", FaultSpec::Error(ErrorCode(503))).rate(0.1),
+    );
+    arm(
+        &stacked,
+        Scenario::new(
+            "slow-db",
+            "db",
+            FaultSpec::Latency(Duration::from_millis(50)),
+        ),
+    );
+    g.bench_function("two scenarios on the point", |b| {
+        b.iter(|| black_box(&stacked).check(black_box(p)).is_some())
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = chaos;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
+    targets = check
+}
+criterion_main!(chaos);

@@ -1,0 +1,145 @@
+//! Recording usage events: our `MeterRing` beside crossbeam's `ArrayQueue` holding the same
+//! 128-byte events, single producer and two producers.
+//!
+//! `cargo bench -p resilience-benches --bench meter`
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use crossbeam_queue::ArrayQueue;
+use resilience_benches as setup;
+use resilience_core::meter::{MeterRing, Operation, Tier, UsageEvent};
+
+const CAPACITY: usize = 1 << 16;
+const CHUNK: u64 = 4096;
+
+fn event() -> UsageEvent {
+    UsageEvent::new(
+        "tenant-42",
+        "agent-7",
+        Operation::AgentMessage,
+        Tier::Standard,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .tokens(256)
+}
+
+/// Times `iters` pushes in chunks, emptying the queue between chunks off the clock.
+fn timed_chunks(iters: u64, mut push: impl FnMut(), mut empty: impl FnMut()) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(CHUNK);
+        let start = Instant::now();
+        for _ in 0..n {
+            push();
+        }
+        total += start.elapsed();
+        empty();
+        left -= n;
+    }
+    total
+}
+
+fn single(c: &mut Criterion) {
+    let _ticker = setup::ticker();
+    let mut g = c.benchmark_group("meter record, one producer");
+    g.throughput(Throughput::Elements(1));
+    let e = event();
+    let ring = MeterRing::with_capacity(CAPACITY).unwrap_or_else(|e| panic!("{e}"));
+    let mut sink = Vec::with_capacity(CAPACITY);
+    g.bench_function("resilience MeterRing::record", |b| {
+        b.iter_custom(|iters| {
+            timed_chunks(
+                iters,
+                || {
+                    let _ = black_box(&ring).record(black_box(e));
+                },
+                || {
+                    sink.clear();
+                    ring.drain_into(&mut sink, usize::MAX);
+                },
+            )
+        })
+    });
+    let queue = ArrayQueue::new(CAPACITY);
+    g.bench_function("crossbeam ArrayQueue::push", |b| {
+        b.iter_custom(|iters| {
+            timed_chunks(
+                iters,
+                || {
+                    let _ = black_box(&queue).push(black_box(e));
+                },
+                || while queue.pop().is_some() {},
+            )
+        })
+    });
+    g.finish();
+}
+
+/// Wall time per event while two producers record and a consumer drains continuously.
+fn two_producers_with(
+    iters: u64,
+    push: &(dyn Fn() -> bool + Sync),
+    drain: &(dyn Fn() + Sync),
+) -> Duration {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                drain()
+            }
+        });
+        let started = Instant::now();
+        let other = s.spawn(|| {
+            for _ in 0..iters {
+                while !push() {}
+            }
+        });
+        for _ in 0..iters {
+            while !push() {}
+        }
+        other.join().unwrap_or_else(|_| panic!("producer panicked"));
+        let elapsed = started.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        elapsed
+    })
+}
+
+fn contended(c: &mut Criterion) {
+    let _ticker = setup::ticker();
+    let mut g = c.benchmark_group("meter record, two producers and a consumer (wall per event)");
+    g.throughput(Throughput::Elements(1));
+    let e = event();
+    let ring = MeterRing::with_capacity(CAPACITY).unwrap_or_else(|e| panic!("{e}"));
+    g.bench_function("resilience MeterRing::record", |b| {
+        b.iter_custom(|iters| {
+            two_producers_with(iters, &|| ring.record(black_box(e)).is_ok(), &|| {
+                let mut sink = Vec::with_capacity(1024);
+                ring.drain_into(&mut sink, 1024);
+            })
+        })
+    });
+    let queue = ArrayQueue::new(CAPACITY);
+    g.bench_function("crossbeam ArrayQueue::push", |b| {
+        b.iter_custom(|iters| {
+            two_producers_with(iters, &|| queue.push(black_box(e)).is_ok(), &|| {
+                for _ in 0..1024 {
+                    if queue.pop().is_none() {
+                        break;
+                    }
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = meter;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = single, contended
+}
+criterion_main!(meter);
