@@ -25,6 +25,9 @@ fn check(c: &mut Criterion) {
     let mut g = c.benchmark_group("chaos check");
     g.throughput(Throughput::Elements(1));
 
+    g.bench_function("harness floor (no table)", |b| {
+        b.iter(|| black_box(Some(1u8)).is_some())
+    });
     let idle = table();
     let p = idle.point("db").unwrap_or_else(|e| panic!("{e}"));
     g.bench_function("nothing armed", |b| {

@@ -23,24 +23,31 @@
 //! * [`Rejected`]: a small `Copy` error with the [`RejectReason`] and when to retry.
 //! * [`BreakerRegistry`]: named breakers, lock-free lookup, first configuration wins.
 //! * [`EventChannel`]: bounded lock-free channel of [`BreakerEvent`]s for the control plane.
+//! * [`FaultTable`] ([`chaos`]): armed chaos scenarios checked per call with
+//!   [`check`](FaultTable::check), with hard safety bounds and an emergency stop.
+//! * [`MeterRing`] ([`meter`]): fixed-size [`UsageEvent`]s handed to the control plane's flusher;
+//!   `record` never blocks.
 //! * [`CoarseClock`] and [`Ticker`]: time as one atomic load; [`ManualClock`] for tests.
 //! * [`GovernanceHash`]: the 16-hex-digit tag every event, error and report carries.
 //!
 //! # Guarantees
 //!
-//! On every call path (`try_acquire`, the outcome methods, `call`): no heap allocation, no lock,
+//! On every call path (`try_acquire`, the outcome methods, `call`, `FaultTable::check`,
+//! `MeterRing::record`): no heap allocation, no lock,
 //! no syscall, and no OS clock read (time is one atomic load of the [`CoarseClock`]), unless the
 //! `slow-call-timing` feature is used with a slow-call policy. CLOSED admission is one atomic
-//! load; OPEN rejection one atomic load plus one clock load; transitions one CAS. Proofs: the
-//! `no_alloc` test (counting allocator), loom models of the state word and the event ring, and a
-//! fuzz target checking the breaker against a reference model. Figures and limits are in
-//! [`docs`].
+//! load; OPEN rejection one atomic load plus one clock load; transitions one CAS; a chaos check
+//! with nothing armed one atomic load. Proofs: the `no_alloc` test (counting allocator), loom
+//! models of every lock-free protocol (state word, half-open permits, ring, seqlocked fault
+//! slots), and fuzz targets checking the breaker, the fault table and the meter ring against
+//! reference models. Figures and limits are in [`docs`].
 //!
 //! # Features
 //!
 //! * `slow-call-timing`: per-call timing and a slow-call-rate trip policy (the one per-call
 //!   clock read).
-//! * `test-util`: [`ManualClock`] and the [`testing`] reference-model drivers.
+//! * `test-util`: [`ManualClock`] and the `testing` reference-model drivers (used by the fuzz
+//!   targets and the corpus-replay tests).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

@@ -33,11 +33,39 @@
 //!   presumed lost and a fresh generation admits new ones.
 //! * **A breaker never opens early.** OPEN deadlines are rounded up to the next millisecond.
 //!
+//! # Chaos
+//!
+//! * **Bounded by construction.** Every scenario is validated when armed: duration in
+//!   (0, max] (300 s by default), latency at most 5000 ms, rate in [0, 1], timeout and resource
+//!   levels in range, and a blast radius that contains the target. A scenario never touches a
+//!   point outside its blast radius.
+//! * **Ends on time without a control plane.** Each entry carries its expiry and `check`
+//!   compares it with the clock; a breaker chaos forced open carries its own deadline and
+//!   restores itself on its call path.
+//! * **Emergency stop is one atomic store**; every check that starts after it injects nothing,
+//!   every scenario is disarmed, every breaker chaos forced open is restored (unless an operator
+//!   moved it since), and arming is refused until `resume`.
+//! * **Re-using a name is a new arming** with a new id, so nothing aimed at the old one (a late
+//!   timer) can end the new one.
+//!
+//! # Metering
+//!
+//! * **`record` never blocks and never allocates.** A full or closed ring hands the event back in
+//!   [`Refused`](crate::meter::Refused) and counts it.
+//! * **The ledger always adds up.** `offered = accepted + refused` and
+//!   `accepted = drained + pending` in every snapshot, even while producers and a consumer run
+//!   (checked by a test that reads the ledger concurrently).
+//!
 //! # How it is checked
 //!
 //! * loom models (`RUSTFLAGS="--cfg resilience_loom"`): trip racing a success, concurrent
 //!   failures tripping once, half-open admitting exactly N, probe success racing probe failure,
-//!   a dropped probe racing an acquire, and the event ring with two producers across wrap-around.
-//! * A fuzz target (`fuzz/fuzz_targets/breaker_vs_model.rs`) and a proptest drive the breaker on
-//!   a [`ManualClock`](crate::ManualClock) against a plain reference model and compare every
-//!   observable after every operation; the committed corpus is replayed by a normal test.
+//!   a dropped probe racing an acquire, the ring with two producers and a consumer across
+//!   wrap-around, and a chaos slot rewritten while a check reads it. They run on loom 0.7.3 with
+//!   a DPOR fix (`vendor/README.md`): upstream loom misses races behind a thread's own load, and
+//!   without the fix the ring model passed with a `Relaxed` publication. Each model asserts how
+//!   many interleavings it explored.
+//! * Fuzz targets (`fuzz/fuzz_targets/`: `breaker_vs_model`, `fault_table`, `meter_ring`) and
+//!   proptests drive the breaker, the fault table and the meter ring on a
+//!   [`ManualClock`](crate::ManualClock) against plain reference models and compare every
+//!   observable after every operation; the committed corpora are replayed by normal tests.

@@ -26,3 +26,22 @@
 //!   cost more than the rejection itself; the control plane reads rejection totals instead.
 //! * **No async waiting in core.** `try_acquire` never waits; waiting and retry policies belong
 //!   to the caller or the control plane.
+//!
+//! # Chaos
+//!
+//! * **A point holds at most four scenarios** and a table 256 points by default
+//!   ([`FaultTableBuilder::capacity`](crate::chaos::FaultTableBuilder::capacity)); arming beyond
+//!   that is a typed error.
+//! * **A check racing an arm or disarm** may see the state just before it. A check that meets a
+//!   writer mid-update four times in a row injects nothing rather than wait.
+//! * **Injection counts are for reporting.** An injection racing a disarm may be credited to a
+//!   neighbouring entry of the same point.
+//! * **The per-thread generator is xorshift64\***: fast and fine for rates, not cryptographic.
+//!
+//! # Metering
+//!
+//! * **Ids are inline, at most 43 bytes** (a UUID in text is 36), so an event is 128 bytes and
+//!   never touches the heap.
+//! * **`accepted` counts claimed ring positions**, so an event a producer is still copying in
+//!   already counts as accepted and pending.
+//! * **A refused event comes back as offered**, without the time and governance stamps.
