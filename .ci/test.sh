@@ -4,3 +4,5 @@ set -euxo pipefail
 export CI="${CI:-true}"
 cargo test --workspace --all-features --locked
 cargo test -p resilience-core --locked
+# The worked example of wiring the control plane into a service's main must keep running.
+cargo run -p resilience-control --example service --locked

@@ -1,5 +1,42 @@
-//! Control plane for [`resilience_core`]: the async loops that read the data plane's snapshots
-//! and events. This crate grows with the control-plane issues; today it re-exports the core.
+//! The control plane for [`resilience_core`]: the async loops that watch the data plane and act
+//! on it, off the request path.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use resilience_control::ControlPlane;
+//! use resilience_core::BreakerRegistry;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = Arc::new(BreakerRegistry::new());
+//! let control = ControlPlane::builder().registry(registry.clone()).spawn()?;
+//! println!("health: {}", control.health().report().status);
+//! control.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # What is inside
+//!
+//! * [`ControlPlane`]: one builder wiring every loop, checking each component's governance tag
+//!   at start-up, ticking the coarse clock, and one `shutdown()` that stops, drains and waits.
+//! * [`health`]: [`HealthAggregator`](health::HealthAggregator) samples the breakers into a
+//!   score and a status (HEALTHY / DEGRADED / CRITICAL), keeps a bounded history, notifies
+//!   subscribers without ever waiting for them, and alerts (PagerDuty Events v2) on CRITICAL.
+//! * [`recovery`]: [`RecoveryOrchestrator`](recovery::RecoveryOrchestrator) recovers open
+//!   breakers with exponential, linear, immediate or manual strategies and a health check.
+//!
+//! Everything here runs on tokio; nothing here is on the request path. The data plane never
+//! calls into this crate: it reads snapshots and drains the event channel.
 #![forbid(unsafe_code)]
 
+mod control_plane;
+mod error;
+pub mod health;
+pub mod recovery;
+mod source;
+mod task;
+
+pub use control_plane::{ControlDriver, ControlPlane, ControlPlaneBuilder};
+pub use error::{BuildError, ControlError};
 pub use resilience_core as core;
+pub use source::{BreakerSource, RecoverableBreaker};

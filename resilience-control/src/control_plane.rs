@@ -1,0 +1,455 @@
+//! [`ControlPlane`]: one builder that wires every loop, one driver that runs them, one
+//! `shutdown()` that stops, drains and waits.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use resilience_core::{BreakerEvent, CoarseClock, GovernanceHash};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{BuildError, ControlError, invalid};
+use crate::health::{AlertSink, HealthAggregator, HealthConfig};
+use crate::recovery::{HealthCheck, RecoveryConfig, RecoveryOrchestrator, RecoveryPolicy};
+use crate::source::BreakerSource;
+use crate::task::{CatchUnwind, panic_message};
+
+/// Builder for [`ControlPlane`]: the breakers to watch, each component's settings, and the
+/// governance tag every component must carry.
+#[must_use = "a builder does nothing until build() or spawn() is called"]
+pub struct ControlPlaneBuilder {
+    source: Option<Arc<dyn BreakerSource>>,
+    governance: GovernanceHash,
+    health: HealthConfig,
+    recovery: RecoveryConfig,
+    alerts: Option<Arc<dyn AlertSink>>,
+    checks: Vec<(String, Arc<dyn HealthCheck>)>,
+    policies: Vec<(String, RecoveryPolicy)>,
+    event_interval: Duration,
+    tick: Option<(CoarseClock, Duration)>,
+    grace: Duration,
+}
+
+impl ControlPlaneBuilder {
+    /// The breakers to watch, recover and report on (usually an `Arc<BreakerRegistry>`).
+    pub fn registry(mut self, source: Arc<dyn BreakerSource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// The governance tag every component must carry (default `cdd01ef066bc6cf2`); `build()`
+    /// refuses to start on any mismatch.
+    pub fn governance(mut self, hash: GovernanceHash) -> Self {
+        self.governance = hash;
+        self
+    }
+
+    /// Health aggregator settings.
+    pub fn health(mut self, config: HealthConfig) -> Self {
+        self.health = config;
+        self
+    }
+
+    /// Recovery orchestrator settings.
+    pub fn recovery(mut self, config: RecoveryConfig) -> Self {
+        self.recovery = config;
+        self
+    }
+
+    /// Where CRITICAL health alerts go (e.g. a [`PagerDutySink`](crate::health::PagerDutySink)).
+    pub fn alerts(mut self, sink: Arc<dyn AlertSink>) -> Self {
+        self.alerts = Some(sink);
+        self
+    }
+
+    /// `service`'s health check for recovery; its breaker is then recovered automatically when
+    /// it opens.
+    pub fn health_check(mut self, service: impl Into<String>, check: impl HealthCheck) -> Self {
+        self.checks.push((service.into(), Arc::new(check)));
+        self
+    }
+
+    /// `service`'s recovery policy.
+    pub fn recovery_policy(mut self, service: impl Into<String>, policy: RecoveryPolicy) -> Self {
+        self.policies.push((service.into(), policy));
+        self
+    }
+
+    /// How often breaker events are drained (default 10 ms).
+    pub fn event_interval(mut self, every: Duration) -> Self {
+        self.event_interval = every;
+        self
+    }
+
+    /// Keep `clock` ticking every `every` while the control plane runs (default: the global
+    /// coarse clock, every millisecond).
+    pub fn clock_ticker(mut self, clock: CoarseClock, every: Duration) -> Self {
+        self.tick = Some((clock, every));
+        self
+    }
+
+    /// Leave the coarse clock alone (it then falls back to the time-stamp counter, or someone
+    /// else ticks it).
+    pub fn without_clock_ticker(mut self) -> Self {
+        self.tick = None;
+        self
+    }
+
+    /// How long shutdown waits for callbacks, alerts and health checks in flight before
+    /// aborting them (default 5 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Validates everything and returns the handle and the driver future, which runs every loop
+    /// until [`ControlPlane::shutdown`] (spawn it, or use [`spawn`](Self::spawn)).
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Governance`] naming the first component whose tag differs (with both
+    /// values), [`BuildError::Config`] for a bad setting, [`BuildError::MissingRegistry`].
+    pub fn build(self) -> Result<(ControlPlane, ControlDriver), BuildError> {
+        let source = self.source.ok_or(BuildError::MissingRegistry)?;
+        let expected = self.governance;
+        source
+            .governance()
+            .ensure_matches(expected, "breaker registry")?;
+        self.health
+            .governance
+            .ensure_matches(expected, "health aggregator")?;
+        self.recovery
+            .governance
+            .ensure_matches(expected, "recovery orchestrator")?;
+        if self.event_interval < Duration::from_millis(1)
+            || self.event_interval > Duration::from_secs(10)
+        {
+            return Err(invalid(
+                "event_interval",
+                format_args!("{:?}", self.event_interval),
+                "between 1ms and 10s",
+            )
+            .into());
+        }
+        let health = HealthAggregator::new(Arc::clone(&source), self.health, self.alerts)?;
+        let recovery = RecoveryOrchestrator::new(Arc::clone(&source), self.recovery)?;
+        for (service, policy) in self.policies {
+            recovery.set_policy(&service, policy).map_err(|e| match e {
+                crate::recovery::RecoveryError::Config(c) => BuildError::Config(c),
+                other => BuildError::Config(invalid("recovery_policy", other, "a valid policy")),
+            })?;
+        }
+        for (service, check) in self.checks {
+            recovery.register_health_check(&service, SharedCheck(check));
+        }
+        let ticker = match self.tick {
+            Some((clock, every)) => Some(clock.start_ticker(every)?),
+            None => None,
+        };
+        let cancel = CancellationToken::new();
+        let (done_tx, done_rx) = watch::channel(None);
+        let (events_tx, _) = broadcast::channel(1024);
+        let driver = drive(Driver {
+            source: Arc::clone(&source),
+            health: health.clone(),
+            recovery: recovery.clone(),
+            events: events_tx.clone(),
+            cancel: cancel.clone(),
+            event_interval: self.event_interval,
+            grace: self.grace,
+            ticker,
+            done: done_tx,
+        });
+        let plane = ControlPlane {
+            inner: Arc::new(Inner {
+                health,
+                recovery,
+                source,
+                events: events_tx,
+                cancel,
+                done: done_rx,
+                governance: expected,
+            }),
+        };
+        Ok((plane, ControlDriver(Box::pin(driver))))
+    }
+
+    /// [`build`](Self::build), and spawn the driver on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    ///
+    /// # Panics
+    ///
+    /// If called outside a tokio runtime.
+    pub fn spawn(self) -> Result<ControlPlane, BuildError> {
+        let (plane, driver) = self.build()?;
+        tokio::spawn(driver);
+        Ok(plane)
+    }
+}
+
+/// Lets an `Arc<dyn HealthCheck>` be registered where `impl HealthCheck` is asked for.
+struct SharedCheck(Arc<dyn HealthCheck>);
+
+impl HealthCheck for SharedCheck {
+    fn check(&self, service: String) -> crate::health::BoxFuture<'static, Result<(), String>> {
+        self.0.check(service)
+    }
+}
+
+/// The future that runs every control loop; returned by [`ControlPlaneBuilder::build`].
+#[must_use = "the control plane does nothing unless its driver is polled (spawn it)"]
+pub struct ControlDriver(Pin<Box<dyn Future<Output = Result<(), ControlError>> + Send>>);
+
+impl Future for ControlDriver {
+    type Output = Result<(), ControlError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+struct Driver {
+    source: Arc<dyn BreakerSource>,
+    health: HealthAggregator,
+    recovery: RecoveryOrchestrator,
+    events: broadcast::Sender<BreakerEvent>,
+    cancel: CancellationToken,
+    event_interval: Duration,
+    grace: Duration,
+    ticker: Option<resilience_core::Ticker>,
+    done: watch::Sender<Option<Result<(), String>>>,
+}
+
+async fn drive(d: Driver) -> Result<(), ControlError> {
+    let mut loops: JoinSet<(&'static str, Result<(), String>)> = JoinSet::new();
+    let named = |name: &'static str, future: Pin<Box<dyn Future<Output = ()> + Send>>| async move {
+        (
+            name,
+            CatchUnwind::new(future)
+                .await
+                .map_err(|p| panic_message(&*p)),
+        )
+    };
+    let (health, recovery) = (d.health.clone(), d.recovery.clone());
+    let token = d.cancel.child_token();
+    loops.spawn(named(
+        "health",
+        Box::pin(async move { health.run(token).await }),
+    ));
+    let token = d.cancel.child_token();
+    loops.spawn(named(
+        "recovery",
+        Box::pin(async move { recovery.run(token).await }),
+    ));
+    let (source, recovery, events, token) = (
+        Arc::clone(&d.source),
+        d.recovery.clone(),
+        d.events.clone(),
+        d.cancel.child_token(),
+    );
+    let every = d.event_interval;
+    loops.spawn(named(
+        "events",
+        Box::pin(async move { pump(source, recovery, events, token, every).await }),
+    ));
+    tracing::info!(governance = %d.source.governance(), "control plane started");
+
+    let mut result = Ok(());
+    while let Some(joined) = loops.join_next().await {
+        // A loop only ends on cancellation; one that ends otherwise (a panic) stops the rest.
+        let failure = match joined {
+            Ok((_, Ok(()))) => None,
+            Ok((name, Err(message))) => Some(ControlError::LoopPanicked { name, message }),
+            Err(join) => Some(ControlError::LoopPanicked {
+                name: "unknown",
+                message: join.to_string(),
+            }),
+        };
+        if let Some(err) = failure {
+            tracing::error!(%err, "control loop failed; stopping the control plane");
+            if result.is_ok() {
+                result = Err(err);
+            }
+        }
+        d.cancel.cancel();
+    }
+    d.recovery.finish_attempts(d.grace).await;
+    d.health.finish(d.grace).await;
+    drop(d.ticker);
+    tracing::info!("control plane stopped");
+    d.done.send_replace(Some(
+        result.as_ref().map(|_| ()).map_err(ToString::to_string),
+    ));
+    result
+}
+
+/// Drains breaker transitions: recovery sees each one, subscribers get a copy. On cancellation
+/// it drains once more so nothing emitted before shutdown is lost.
+async fn pump(
+    source: Arc<dyn BreakerSource>,
+    recovery: RecoveryOrchestrator,
+    subscribers: broadcast::Sender<BreakerEvent>,
+    cancel: CancellationToken,
+    every: Duration,
+) {
+    let channel = source.events();
+    let mut batch = Vec::with_capacity(1024);
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let drain = |batch: &mut Vec<BreakerEvent>| {
+        loop {
+            batch.clear();
+            if channel.drain_into(batch, 1024) == 0 {
+                break;
+            }
+            for event in batch.iter() {
+                recovery.on_transition(event);
+                // No subscribers is fine.
+                let _ = subscribers.send(*event);
+            }
+        }
+    };
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => {
+                drain(&mut batch);
+                break;
+            }
+            _ = ticker.tick() => drain(&mut batch),
+        }
+    }
+}
+
+struct Inner {
+    health: HealthAggregator,
+    recovery: RecoveryOrchestrator,
+    source: Arc<dyn BreakerSource>,
+    events: broadcast::Sender<BreakerEvent>,
+    cancel: CancellationToken,
+    done: watch::Receiver<Option<Result<(), String>>>,
+    governance: GovernanceHash,
+}
+
+impl Drop for Inner {
+    /// The last handle gone stops the loops.
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// A running control plane: health, recovery and the event pump. Cheap to clone; when the last
+/// handle is dropped the loops stop.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use resilience_control::ControlPlane;
+/// use resilience_core::BreakerRegistry;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let registry = Arc::new(BreakerRegistry::new());
+/// let db = registry.breaker("db")?;
+/// let control = ControlPlane::builder()
+///     .registry(registry.clone())
+///     .health_check("db", |_service: String| async { Ok(()) }) // recover "db" when it opens
+///     .spawn()?;
+///
+/// // ... serve traffic through `db` ...
+/// # let _ = db;
+/// control.shutdown().await?; // stop, drain, wait
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ControlPlane {
+    inner: Arc<Inner>,
+}
+
+impl ControlPlane {
+    /// A builder with the defaults.
+    pub fn builder() -> ControlPlaneBuilder {
+        ControlPlaneBuilder {
+            source: None,
+            governance: GovernanceHash::DEFAULT,
+            health: HealthConfig::default(),
+            recovery: RecoveryConfig::default(),
+            alerts: None,
+            checks: Vec::new(),
+            policies: Vec::new(),
+            event_interval: Duration::from_millis(10),
+            tick: Some((CoarseClock::global().clone(), Duration::from_millis(1))),
+            grace: Duration::from_secs(5),
+        }
+    }
+
+    /// The health aggregator.
+    pub fn health(&self) -> &HealthAggregator {
+        &self.inner.health
+    }
+
+    /// The recovery orchestrator.
+    pub fn recovery(&self) -> &RecoveryOrchestrator {
+        &self.inner.recovery
+    }
+
+    /// The breakers this control plane watches.
+    pub fn source(&self) -> &Arc<dyn BreakerSource> {
+        &self.inner.source
+    }
+
+    /// Every breaker transition from now on (a receiver that falls behind sees `Lagged`).
+    pub fn events(&self) -> broadcast::Receiver<BreakerEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The governance tag every component was checked against.
+    pub fn governance(&self) -> GovernanceHash {
+        self.inner.governance
+    }
+
+    /// Whether the loops are still running.
+    pub fn is_running(&self) -> bool {
+        self.inner.done.borrow().is_none()
+    }
+
+    /// Stops every loop, drains what is pending (breaker events, callbacks, alerts, running
+    /// health checks, within the shutdown grace) and waits for the driver to finish.
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::LoopPanicked`] if a loop had failed, or
+    /// [`ControlError::DriverNotRunning`] if the driver was never polled.
+    pub async fn shutdown(&self) -> Result<(), ControlError> {
+        self.inner.cancel.cancel();
+        let mut done = self.inner.done.clone();
+        let outcome = done
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| ControlError::DriverNotRunning)?;
+        match outcome.as_ref() {
+            Some(Err(message)) => Err(ControlError::LoopPanicked {
+                name: "control",
+                message: message.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("running", &self.is_running())
+            .field("governance", &self.inner.governance)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,187 @@
+//! Alerts on CRITICAL health: the [`AlertSink`] trait and a PagerDuty Events v2 sink.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use resilience_core::GovernanceHash;
+use serde::Serialize;
+
+use super::score::HealthStatus;
+
+/// Whether an alert opens or closes an incident.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertAction {
+    /// Health went CRITICAL.
+    Trigger,
+    /// Health recovered from CRITICAL.
+    Resolve,
+}
+
+/// One alert, as the health aggregator raises it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Alert {
+    /// Trigger or resolve.
+    pub action: AlertAction,
+    /// Groups a trigger and its resolve into one incident.
+    pub dedup_key: String,
+    /// One line for humans.
+    pub summary: String,
+    /// Status that caused the alert.
+    pub status: HealthStatus,
+    /// Health score at that moment.
+    pub score: f64,
+    /// Names of the breakers that were OPEN or FORCED_OPEN.
+    pub open_breakers: Vec<String>,
+    /// When, as wall-clock time.
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+    /// Governance tag.
+    pub governance: GovernanceHash,
+}
+
+mod rfc3339 {
+    use std::time::SystemTime;
+
+    use serde::Serializer;
+
+    pub(super) fn serialize<S: Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_millis(*at))
+    }
+}
+
+/// A boxed future, for an object-safe async trait.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where alerts go. Called from a task of its own: a slow or failing sink never delays sampling.
+pub trait AlertSink: Send + Sync + 'static {
+    /// Delivers one alert.
+    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), AlertError>>;
+}
+
+/// An alert that could not be delivered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AlertError {
+    /// The request failed (connection, timeout, TLS).
+    #[error("alert delivery to {url} failed: {source}")]
+    Transport {
+        /// Where it was sent.
+        url: String,
+        /// The client error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The receiver answered with an error status.
+    #[error("alert receiver {url} answered {status}: {body}")]
+    Rejected {
+        /// Where it was sent.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// Response body (truncated).
+        body: String,
+    },
+}
+
+/// Sends alerts as PagerDuty Events API v2 `trigger` / `resolve` events.
+///
+/// # Examples
+///
+/// ```
+/// use resilience_control::health::PagerDutySink;
+///
+/// let sink = PagerDutySink::new("R0UT1NGKEY", "checkout-service")
+///     .url("https://events.pagerduty.com/v2/enqueue");
+/// # let _ = sink;
+/// ```
+#[derive(Clone, Debug)]
+pub struct PagerDutySink {
+    client: reqwest::Client,
+    url: String,
+    routing_key: String,
+    source: String,
+}
+
+impl PagerDutySink {
+    /// PagerDuty's Events v2 endpoint.
+    pub const DEFAULT_URL: &'static str = "https://events.pagerduty.com/v2/enqueue";
+
+    /// A sink posting to PagerDuty with `routing_key`, naming `source` (the service or host) in
+    /// each event.
+    pub fn new(routing_key: impl Into<String>, source: impl Into<String>) -> Self {
+        PagerDutySink {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new()),
+            url: Self::DEFAULT_URL.to_owned(),
+            routing_key: routing_key.into(),
+            source: source.into(),
+        }
+    }
+
+    /// Posts to `url` instead (a proxy, or a test server).
+    #[must_use]
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+
+    /// The Events v2 JSON body for `alert`.
+    pub fn body(&self, alert: &Alert) -> serde_json::Value {
+        let mut body = serde_json::json!({
+            "routing_key": self.routing_key,
+            "event_action": alert.action,
+            "dedup_key": alert.dedup_key,
+        });
+        if alert.action == AlertAction::Trigger {
+            body["payload"] = serde_json::json!({
+                "summary": alert.summary,
+                "source": self.source,
+                "severity": "critical",
+                "timestamp": humantime::format_rfc3339_millis(alert.at).to_string(),
+                "component": "resilience",
+                "class": "health",
+                "custom_details": {
+                    "status": alert.status,
+                    "score": alert.score,
+                    "open_breakers": alert.open_breakers,
+                    "constitutional_hash": alert.governance.to_string(),
+                },
+            });
+        }
+        body
+    }
+}
+
+impl AlertSink for PagerDutySink {
+    fn send<'a>(&'a self, alert: &'a Alert) -> BoxFuture<'a, Result<(), AlertError>> {
+        Box::pin(async move {
+            let transport = |source| AlertError::Transport {
+                url: self.url.clone(),
+                source,
+            };
+            let response = self
+                .client
+                .post(&self.url)
+                .json(&self.body(alert))
+                .send()
+                .await
+                .map_err(transport)?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            let mut body = response.text().await.unwrap_or_default();
+            body.truncate(512);
+            Err(AlertError::Rejected {
+                url: self.url.clone(),
+                status: status.as_u16(),
+                body,
+            })
+        })
+    }
+}

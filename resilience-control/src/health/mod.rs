@@ -1,0 +1,13 @@
+//! System health from the breakers: a weighted score, a status, history, change notifications
+//! and CRITICAL alerts.
+
+mod aggregator;
+mod alert;
+mod score;
+
+pub use aggregator::{
+    BreakerHealth, HealthAggregator, HealthChange, HealthConfig, HealthReport, HealthSnapshot,
+    HealthStats,
+};
+pub use alert::{Alert, AlertAction, AlertError, AlertSink, BoxFuture, PagerDutySink};
+pub use score::{HealthStatus, HealthThresholds, HealthWeights, StateCounts};

@@ -1,0 +1,346 @@
+//! `HealthAggregator`: scores and statuses, sampling on paused time, bounded history, change
+//! notifications that never hold the sampler up, and PagerDuty alerts against a real local
+//! HTTP server.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on bad setup
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State as AxumState;
+use axum::http::StatusCode;
+use axum::routing::post;
+use resilience_control::health::{
+    AlertSink, HealthAggregator, HealthConfig, HealthStatus, HealthThresholds, HealthWeights,
+    PagerDutySink, StateCounts,
+};
+use resilience_core::{BreakerConfig, BreakerRegistry, CircuitBreaker, ManualClock, State};
+
+type Registry = Arc<BreakerRegistry<ManualClock>>;
+
+fn registry(n: usize) -> (Registry, Vec<Arc<CircuitBreaker<ManualClock>>>) {
+    let registry = Arc::new(BreakerRegistry::with_clock(ManualClock::new()));
+    let breakers = (0..n)
+        .map(|i| {
+            registry
+                .get_or_create(&format!("dep-{i}"), BreakerConfig::default())
+                .unwrap()
+        })
+        .collect();
+    (registry, breakers)
+}
+
+fn aggregator(registry: &Registry, config: HealthConfig) -> HealthAggregator {
+    HealthAggregator::new(registry.clone(), config, None).unwrap()
+}
+
+#[test]
+fn score_weights_states_and_maps_to_status() {
+    let (registry, b) = registry(4);
+    let health = aggregator(&registry, HealthConfig::default());
+    let sample = |expect: (f64, HealthStatus)| {
+        let r = health.sample();
+        assert_eq!((r.score, r.status), expect, "{:?}", r.counts);
+    };
+    sample((1.0, HealthStatus::Healthy));
+    b[0].transition_to_half_open();
+    sample(((3.0 + 0.5) / 4.0, HealthStatus::Healthy));
+    b[1].trip_open();
+    sample(((2.0 + 0.5) / 4.0, HealthStatus::Degraded));
+    b[2].force_open();
+    sample(((1.0 + 0.5) / 4.0, HealthStatus::Critical));
+    // DISABLED breakers are left out of the score.
+    b[2].disable();
+    b[1].disable();
+    sample(((1.0 + 0.5) / 2.0, HealthStatus::Healthy));
+}
+
+#[test]
+fn no_breakers_is_healthy_and_weights_and_thresholds_are_validated() {
+    let (registry, _) = registry(0);
+    assert_eq!(
+        aggregator(&registry, HealthConfig::default())
+            .sample()
+            .score,
+        1.0
+    );
+    assert_eq!(
+        StateCounts {
+            disabled: 3,
+            ..StateCounts::default()
+        }
+        .score(&HealthWeights::default()),
+        1.0
+    );
+    let bad = [
+        (
+            HealthConfig::default().interval(Duration::from_millis(1)),
+            "interval",
+        ),
+        (HealthConfig::default().history(0), "history"),
+        (
+            HealthConfig::default().weights(HealthWeights {
+                half_open: 1.5,
+                ..HealthWeights::default()
+            }),
+            "weights.half_open",
+        ),
+        (
+            HealthConfig::default().thresholds(HealthThresholds {
+                healthy: 0.4,
+                degraded: 0.6,
+            }),
+            "thresholds.degraded",
+        ),
+    ];
+    for (config, field) in bad {
+        let err = HealthAggregator::new(registry.clone(), config, None).unwrap_err();
+        assert_eq!(err.field(), Some(field), "{err}");
+    }
+    // Custom weights: half-open counted as fully healthy.
+    let (registry, b) = self::registry(2);
+    b[0].transition_to_half_open();
+    let weights = HealthWeights {
+        half_open: 1.0,
+        ..HealthWeights::default()
+    };
+    assert_eq!(
+        aggregator(&registry, HealthConfig::default().weights(weights))
+            .sample()
+            .score,
+        1.0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_until_the_first_sample_then_one_sample_per_interval() {
+    let (registry, b) = registry(2);
+    let health = aggregator(&registry, HealthConfig::default());
+    assert_eq!(health.report().status, HealthStatus::Unknown);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (h, token) = (health.clone(), stop.clone());
+    let running = tokio::spawn(async move { h.run(token).await });
+    tokio::task::yield_now().await;
+    assert_eq!(
+        health.report().status,
+        HealthStatus::Healthy,
+        "the first tick samples at once"
+    );
+    b[0].force_open();
+    b[1].force_open();
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    assert_eq!(health.stats().samples, 5, "t = 0, 1, 2, 3, 4 s");
+    assert_eq!(health.report().status, HealthStatus::Critical);
+    stop.cancel();
+    running.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn history_is_bounded_and_windowed() {
+    let (registry, _) = registry(1);
+    let health = aggregator(&registry, HealthConfig::default().history(300));
+    for _ in 0..400 {
+        health.sample();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(
+        health.history(Duration::from_secs(3600)).len(),
+        300,
+        "bounded at 300"
+    );
+    let last_minute = health.history(Duration::from_secs(60));
+    assert_eq!(last_minute.len(), 60);
+    assert_eq!(last_minute.last().unwrap().sequence, 400);
+    assert!(
+        last_minute
+            .windows(2)
+            .all(|w| w[0].sequence + 1 == w[1].sequence)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn changes_reach_subscribers_and_slow_or_panicking_ones_never_delay_sampling() {
+    let (registry, b) = registry(1);
+    let health = aggregator(&registry, HealthConfig::default());
+    let mut changes = health.subscribe();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    health.on_change(move |change| {
+        log.lock().unwrap().push((change.from, change.to));
+        async {}
+    });
+    health.on_change(|_| async { std::future::pending::<()>().await }); // never finishes
+    health.on_change(|_| async { panic!("subscriber bug") });
+
+    health.sample();
+    b[0].force_open();
+    health.sample();
+    b[0].reset();
+    health.sample();
+    tokio::task::yield_now().await;
+
+    let first = changes.recv().await.unwrap();
+    assert_eq!(
+        (first.from, first.to),
+        (HealthStatus::Unknown, HealthStatus::Healthy)
+    );
+    assert_eq!(changes.recv().await.unwrap().to, HealthStatus::Critical);
+    assert_eq!(changes.recv().await.unwrap().to, HealthStatus::Healthy);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            (HealthStatus::Unknown, HealthStatus::Healthy),
+            (HealthStatus::Healthy, HealthStatus::Critical),
+            (HealthStatus::Critical, HealthStatus::Healthy)
+        ]
+    );
+    let stats = health.stats();
+    assert_eq!(
+        (stats.samples, stats.changes, stats.callback_panics),
+        (3, 3, 3)
+    );
+    // Shutdown does not wait forever for the subscriber that never finishes.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        health.finish(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_subscriber_does_not_stop_sampling() {
+    // Real time, on purpose: the subscriber blocks an OS thread (from the blocking pool).
+    let (registry, b) = registry(1);
+    let health = aggregator(
+        &registry,
+        HealthConfig::default().interval(Duration::from_millis(20)),
+    );
+    let calls = Arc::new(AtomicUsize::new(0));
+    let count = calls.clone();
+    health.on_change_blocking(move |_| {
+        count.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(800));
+    });
+    health.on_change_blocking(|_| panic!("blocking subscriber bug"));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (h, token) = (health.clone(), stop.clone());
+    let running = tokio::spawn(async move { h.run(token).await });
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    b[0].force_open();
+    let before = health.stats().samples;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        calls.load(Ordering::SeqCst) >= 1,
+        "the blocking subscriber ran"
+    );
+    let sampled = health.stats().samples - before;
+    assert!(
+        sampled >= 8,
+        "only {sampled} samples in 400 ms at a 20 ms interval"
+    );
+    assert!(
+        health.stats().callback_panics >= 1,
+        "the panicking one was counted"
+    );
+    stop.cancel();
+    running.await.unwrap();
+    health.finish(Duration::from_secs(2)).await;
+}
+
+/// A local stand-in for PagerDuty's Events API: records every body, answers `status`.
+async fn pagerduty(status: StatusCode) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let bodies: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let app = Router::new()
+        .route(
+            "/v2/enqueue",
+            post(
+                |AxumState((bodies, status)): AxumState<(
+                    Arc<Mutex<Vec<serde_json::Value>>>,
+                    StatusCode,
+                )>,
+                 body: axum::Json<serde_json::Value>| async move {
+                    bodies.lock().unwrap().push(body.0);
+                    (
+                        status,
+                        r#"{"status":"success","message":"Event processed"}"#,
+                    )
+                },
+            ),
+        )
+        .with_state((bodies.clone(), status));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v2/enqueue", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, bodies)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn critical_triggers_a_pagerduty_incident_and_recovery_resolves_it() {
+    let (url, bodies) = pagerduty(StatusCode::ACCEPTED).await;
+    let sink: Arc<dyn AlertSink> = Arc::new(PagerDutySink::new("R0UT1NG", "checkout").url(url));
+    let (registry, b) = registry(2);
+    let config = HealthConfig::default().alert_dedup_key("checkout-health");
+    let health = HealthAggregator::new(registry.clone(), config, Some(sink)).unwrap();
+    health.sample();
+    b[0].force_open();
+    b[1].force_open();
+    health.sample(); // CRITICAL: trigger
+    b[0].reset();
+    health.sample(); // 0.5: DEGRADED, resolve
+    b[1].reset();
+    health.sample(); // HEALTHY: no alert (it was not CRITICAL)
+    health.finish(Duration::from_secs(5)).await;
+
+    let bodies = bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2, "{bodies:#?}");
+    let trigger = &bodies[0];
+    assert_eq!(trigger["routing_key"], "R0UT1NG");
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(trigger["dedup_key"], "checkout-health");
+    assert_eq!(trigger["payload"]["severity"], "critical");
+    assert_eq!(trigger["payload"]["source"], "checkout");
+    assert_eq!(trigger["payload"]["custom_details"]["status"], "CRITICAL");
+    assert_eq!(
+        trigger["payload"]["custom_details"]["open_breakers"],
+        serde_json::json!(["dep-0", "dep-1"])
+    );
+    assert_eq!(
+        trigger["payload"]["custom_details"]["constitutional_hash"],
+        "cdd01ef066bc6cf2"
+    );
+    assert!(
+        trigger["payload"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("CRITICAL")
+    );
+    assert!(
+        trigger["payload"]["timestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert_eq!(bodies[1]["event_action"], "resolve");
+    assert_eq!(bodies[1]["dedup_key"], "checkout-health");
+    assert_eq!(health.stats().alerts_sent, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_alert_is_counted_not_fatal() {
+    let (url, bodies) = pagerduty(StatusCode::BAD_REQUEST).await;
+    let sink: Arc<dyn AlertSink> = Arc::new(PagerDutySink::new("bad", "checkout").url(url));
+    let (registry, b) = registry(1);
+    let health =
+        HealthAggregator::new(registry.clone(), HealthConfig::default(), Some(sink)).unwrap();
+    health.sample();
+    b[0].force_open();
+    assert_eq!(health.sample().status, HealthStatus::Critical);
+    health.finish(Duration::from_secs(5)).await;
+    assert_eq!(bodies.lock().unwrap().len(), 1);
+    let stats = health.stats();
+    assert_eq!((stats.alerts_sent, stats.alerts_failed), (0, 1));
+    // Breakers and sampling carry on.
+    assert_eq!(registry.get("dep-0").unwrap().state(), State::ForcedOpen);
+}
