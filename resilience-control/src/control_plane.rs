@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{BuildError, ControlError, invalid};
 use crate::health::{AlertSink, HealthAggregator, HealthConfig};
+use crate::metering::MeteringFlusher;
 use crate::recovery::{HealthCheck, RecoveryConfig, RecoveryOrchestrator, RecoveryPolicy};
 use crate::source::BreakerSource;
 use crate::task::{CatchUnwind, panic_message};
@@ -30,6 +31,7 @@ pub struct ControlPlaneBuilder {
     alerts: Option<Arc<dyn AlertSink>>,
     checks: Vec<(String, Arc<dyn HealthCheck>)>,
     policies: Vec<(String, RecoveryPolicy)>,
+    metering: Option<MeteringFlusher>,
     event_interval: Duration,
     tick: Option<(CoarseClock, Duration)>,
     grace: Duration,
@@ -77,6 +79,13 @@ impl ControlPlaneBuilder {
     /// `service`'s recovery policy.
     pub fn recovery_policy(mut self, service: impl Into<String>, policy: RecoveryPolicy) -> Self {
         self.policies.push((service.into(), policy));
+        self
+    }
+
+    /// Runs this metering flusher (opened with [`MeteringFlusher::open`]); shutdown writes out
+    /// everything it accepted.
+    pub fn metering(mut self, flusher: MeteringFlusher) -> Self {
+        self.metering = Some(flusher);
         self
     }
 
@@ -158,6 +167,7 @@ impl ControlPlaneBuilder {
             source: Arc::clone(&source),
             health: health.clone(),
             recovery: recovery.clone(),
+            metering: self.metering.clone(),
             events: events_tx.clone(),
             cancel: cancel.clone(),
             event_interval: self.event_interval,
@@ -169,6 +179,7 @@ impl ControlPlaneBuilder {
             inner: Arc::new(Inner {
                 health,
                 recovery,
+                metering: self.metering,
                 source,
                 events: events_tx,
                 cancel,
@@ -220,6 +231,7 @@ struct Driver {
     source: Arc<dyn BreakerSource>,
     health: HealthAggregator,
     recovery: RecoveryOrchestrator,
+    metering: Option<MeteringFlusher>,
     events: broadcast::Sender<BreakerEvent>,
     cancel: CancellationToken,
     event_interval: Duration,
@@ -281,6 +293,9 @@ async fn drive(d: Driver) -> Result<(), ControlError> {
         }
         d.cancel.cancel();
     }
+    if let Some(flusher) = &d.metering {
+        flusher.finish(d.grace).await;
+    }
     d.recovery.finish_attempts(d.grace).await;
     d.health.finish(d.grace).await;
     drop(d.ticker);
@@ -331,6 +346,7 @@ async fn pump(
 struct Inner {
     health: HealthAggregator,
     recovery: RecoveryOrchestrator,
+    metering: Option<MeteringFlusher>,
     source: Arc<dyn BreakerSource>,
     events: broadcast::Sender<BreakerEvent>,
     cancel: CancellationToken,
@@ -385,6 +401,7 @@ impl ControlPlane {
             alerts: None,
             checks: Vec::new(),
             policies: Vec::new(),
+            metering: None,
             event_interval: Duration::from_millis(10),
             tick: Some((CoarseClock::global().clone(), Duration::from_millis(1))),
             grace: Duration::from_secs(5),
@@ -399,6 +416,11 @@ impl ControlPlane {
     /// The recovery orchestrator.
     pub fn recovery(&self) -> &RecoveryOrchestrator {
         &self.inner.recovery
+    }
+
+    /// The metering flusher, if one was given.
+    pub fn metering(&self) -> Option<&MeteringFlusher> {
+        self.inner.metering.as_ref()
     }
 
     /// The breakers this control plane watches.

@@ -32,6 +32,7 @@
 mod control_plane;
 mod error;
 pub mod health;
+pub mod metering;
 pub mod recovery;
 mod source;
 mod task;

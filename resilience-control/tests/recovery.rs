@@ -388,12 +388,21 @@ async fn jitter_spreads_delays_within_its_band() {
         .jitter(0.5)
         .max_retries(6);
     let times = attempt_times(policy).await;
-    let gaps: Vec<u64> = std::iter::once(times[0]).chain(times.windows(2).map(|w| w[1] - w[0])).collect();
+    let gaps: Vec<u64> = std::iter::once(times[0])
+        .chain(times.windows(2).map(|w| w[1] - w[0]))
+        .collect();
     for (n, gap) in gaps.iter().enumerate() {
         let nominal = 10_000 * (n as u64 + 1);
-        assert!(*gap >= nominal / 2 && *gap <= nominal * 3 / 2, "attempt {}: {gap} ms vs {nominal} ms", n + 1);
+        assert!(
+            *gap >= nominal / 2 && *gap <= nominal * 3 / 2,
+            "attempt {}: {gap} ms vs {nominal} ms",
+            n + 1
+        );
     }
-    let ratios: std::collections::BTreeSet<u64> =
-        gaps.iter().enumerate().map(|(n, g)| g * 100 / (10_000 * (n as u64 + 1))).collect();
+    let ratios: std::collections::BTreeSet<u64> = gaps
+        .iter()
+        .enumerate()
+        .map(|(n, g)| g * 100 / (10_000 * (n as u64 + 1)))
+        .collect();
     assert!(ratios.len() > 2, "jitter must vary the delays: {gaps:?}");
 }

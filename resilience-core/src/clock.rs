@@ -90,6 +90,12 @@ pub trait Clock: Send + Sync + 'static {
     fn precise_now(&self) -> Nanos {
         self.now()
     }
+
+    /// Wall-clock time of a reading, as nanoseconds since the Unix epoch (for records that
+    /// leave the process). Defaults to treating the clock's base as the epoch.
+    fn unix_nanos(&self, at: Nanos) -> u64 {
+        at.as_nanos()
+    }
 }
 
 /// Low bit of the shared word: set while at least one ticker keeps the word fresh.
@@ -102,6 +108,8 @@ struct Shared {
     tickers: AtomicUsize,
     source: quanta::Clock,
     base: quanta::Instant,
+    /// Wall-clock time of `base`, in nanoseconds since the Unix epoch.
+    base_unix_nanos: u64,
 }
 
 impl Shared {
@@ -150,12 +158,19 @@ impl CoarseClock {
     pub fn new() -> Self {
         let source = quanta::Clock::new();
         let base = source.now();
+        // Read once, at construction, to label records with wall-clock time; never per call.
+        #[allow(clippy::disallowed_methods)]
+        let wall = std::time::SystemTime::now();
+        let base_unix_nanos = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, duration_nanos);
         CoarseClock {
             shared: Arc::new(Shared {
                 word: CachePadded::new(AtomicU64::new(0)),
                 tickers: AtomicUsize::new(0),
                 source,
                 base,
+                base_unix_nanos,
             }),
         }
     }
@@ -216,6 +231,10 @@ impl Clock for CoarseClock {
 
     fn precise_now(&self) -> Nanos {
         self.shared.read_source()
+    }
+
+    fn unix_nanos(&self, at: Nanos) -> u64 {
+        self.shared.base_unix_nanos.saturating_add(at.as_nanos())
     }
 }
 
@@ -388,6 +407,18 @@ mod tests {
             assert!(matches!(err, ClockError::InvalidInterval { interval } if interval == bad));
             assert!(err.to_string().contains("interval"), "{err}");
         }
+    }
+
+    #[test]
+    fn coarse_readings_map_to_wall_clock_time() {
+        let clock = CoarseClock::new();
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let mapped = Duration::from_nanos(clock.unix_nanos(clock.now()));
+        let skew = mapped.abs_diff(wall);
+        assert!(skew < Duration::from_secs(1), "{skew:?}");
+        assert_eq!(ManualClock::new().unix_nanos(Nanos::from_nanos(5)), 5);
     }
 
     #[test]

@@ -1,0 +1,575 @@
+//! The metering pipeline against a real `redis-server` (started on a free port): order and
+//! content, a Redis killed and restarted mid-stream, a process restart replaying its spool,
+//! corrupt spool files, a full spool, exactly-once retries, JSONL, hooks, and shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on bad setup
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use resilience_control::ControlPlane;
+use resilience_control::metering::{
+    Batch, EventRecord, HookError, JsonlSink, MeterSink, MeteringConfig, MeteringFlusher,
+    MeteringHooks, MeteringLedger, RedisStreamSink, Spool,
+};
+use resilience_core::BreakerRegistry;
+use resilience_core::meter::{MeterError, MeterRing, Operation, Tier, UsageEvent};
+use support::{RedisServer, TempDir, free_port};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+fn event(i: u32) -> UsageEvent {
+    UsageEvent::new(
+        &format!("tenant-{}", i % 7),
+        "agent-1",
+        Operation::AgentMessage,
+        Tier::Standard,
+    )
+    .unwrap()
+    .tokens(i)
+    .latency(Duration::from_micros(u64::from(i % 1000)))
+    .compliance_score(0.9)
+    .unwrap()
+}
+
+fn config(dir: &TempDir) -> MeteringConfig {
+    MeteringConfig::default()
+        .spool_dir(&dir.0)
+        .flush_interval(Duration::from_millis(20))
+        .retry(Duration::from_millis(50), Duration::from_millis(200))
+        .instance("test")
+}
+
+/// Every entry of `{ns}:meter`, as (tokens, fields).
+fn stream(server: &RedisServer, ns: &str) -> Vec<(u32, std::collections::HashMap<String, String>)> {
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("{{{ns}}}:meter"))
+        .arg("-")
+        .arg("+")
+        .query(&mut server.connection())
+        .unwrap();
+    reply
+        .ids
+        .into_iter()
+        .map(|entry| {
+            let fields: std::collections::HashMap<String, String> = entry
+                .map
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        redis::from_redis_value::<String>(v.clone()).unwrap(),
+                    )
+                })
+                .collect();
+            (fields["tokens"].parse().unwrap(), fields)
+        })
+        .collect()
+}
+
+fn assert_ledger(l: &MeteringLedger) {
+    assert_eq!(
+        l.offered,
+        l.accepted + l.refused_full + l.refused_closed,
+        "{l:?}"
+    );
+    assert_eq!(
+        l.accepted + l.inherited,
+        l.flushed + l.spooled + l.pending + l.quarantined,
+        "{l:?}"
+    );
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn spawn(flusher: &MeteringFlusher) -> CancellationToken {
+    let stop = CancellationToken::new();
+    let (f, token) = (flusher.clone(), stop.clone());
+    tokio::spawn(async move { f.run(token).await });
+    stop
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_arrive_intact_and_in_order() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let dir = TempDir::new("intact");
+    let ring = Arc::new(MeterRing::with_capacity(10_000).unwrap());
+    let sink = Arc::new(RedisStreamSink::new(&server.url(), "intact").unwrap());
+    let flusher = MeteringFlusher::open(ring.clone(), sink, config(&dir))
+        .await
+        .unwrap();
+    let stop = spawn(&flusher);
+    for i in 0..1_000 {
+        ring.record(event(i)).unwrap();
+    }
+    until("1000 flushed", || flusher.ledger().flushed == 1_000).await;
+    stop.cancel();
+    let ledger = flusher.finish(Duration::from_secs(5)).await;
+    assert_ledger(&ledger);
+    let entries = stream(&server, "intact");
+    assert_eq!(
+        entries.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+        (0..1_000).collect::<Vec<_>>()
+    );
+    let (_, fields) = &entries[42];
+    assert_eq!(fields["tenant_id"], "tenant-0");
+    assert_eq!(fields["agent_id"], "agent-1");
+    assert_eq!(fields["operation"], "agent_message");
+    assert_eq!(fields["tier"], "standard");
+    assert_eq!(fields["latency_us"], "42");
+    assert_eq!(fields["compliance_score"], "0.9");
+    assert_eq!(fields["constitutional_hash"], "cdd01ef066bc6cf2");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let at: u64 = fields["timestamp_ms"].parse().unwrap();
+    assert!(
+        now_ms.abs_diff(at) < 60_000,
+        "timestamp {at} vs now {now_ms}"
+    );
+    assert!(ledger.batches >= 1 && ledger.sink_failures == 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_mid_stream_loses_nothing_and_duplicates_nothing() {
+    const EVENTS: u32 = 20_000;
+    let data = TempDir::new("killed-data");
+    let Some(mut server) = RedisServer::start_durable(&data.0) else {
+        return;
+    };
+    let dir = TempDir::new("killed-spool");
+    let ring = Arc::new(MeterRing::with_capacity(4_096).unwrap());
+    let sink = Arc::new(RedisStreamSink::new(&server.url(), "killed").unwrap());
+    let flusher = MeteringFlusher::open(ring.clone(), sink, config(&dir))
+        .await
+        .unwrap();
+    let stop = spawn(&flusher);
+
+    // A reader checking the ledger identities the whole time.
+    let watching = Arc::new(AtomicBool::new(true));
+    let checks = Arc::new(AtomicU64::new(0));
+    let monitor = {
+        let (flusher, watching, checks) = (flusher.clone(), watching.clone(), checks.clone());
+        tokio::spawn(async move {
+            while watching.load(Ordering::Relaxed) {
+                assert_ledger(&flusher.ledger());
+                checks.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    // Producers keep recording through the outage.
+    let accepted_tokens = {
+        let ring = ring.clone();
+        tokio::spawn(async move {
+            let mut accepted = BTreeSet::new();
+            for i in 0..EVENTS {
+                if ring.record(event(i)).is_ok() {
+                    accepted.insert(i);
+                }
+                if i % 50 == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            accepted
+        })
+    };
+    until("some flushed", || flusher.ledger().flushed > 2_000).await;
+    server.kill();
+    until("spooling during the outage", || {
+        flusher.ledger().spooled > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.restart();
+    let accepted = accepted_tokens.await.unwrap();
+    until("everything written", || {
+        let l = flusher.ledger();
+        l.pending == 0 && l.spooled == 0 && l.accepted == accepted.len() as u64
+    })
+    .await;
+    stop.cancel();
+    let ledger = flusher.finish(Duration::from_secs(10)).await;
+    watching.store(false, Ordering::Relaxed);
+    monitor.await.unwrap();
+
+    assert_ledger(&ledger);
+    assert_eq!(ledger.offered, u64::from(EVENTS));
+    assert!(ledger.sink_failures > 0, "the outage was seen");
+    let written: Vec<u32> = stream(&server, "killed")
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    let unique: BTreeSet<u32> = written.iter().copied().collect();
+    assert_eq!(written.len(), unique.len(), "no event written twice");
+    assert_eq!(unique, accepted, "every accepted event arrived");
+    assert_eq!(ledger.flushed, accepted.len() as u64);
+    assert!(written.windows(2).all(|w| w[0] < w[1]), "and in order");
+    assert!(checks.load(Ordering::Relaxed) > 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_process_replays_the_spool_it_left() {
+    let dir = TempDir::new("restart");
+    let nobody = format!("redis://127.0.0.1:{}", free_port());
+    // First process: Redis unreachable, everything ends up in the spool at shutdown.
+    {
+        let ring = Arc::new(MeterRing::with_capacity(1_024).unwrap());
+        let sink = Arc::new(RedisStreamSink::new(&nobody, "restart").unwrap());
+        let flusher = MeteringFlusher::open(ring.clone(), sink, config(&dir))
+            .await
+            .unwrap();
+        for i in 0..500 {
+            ring.record(event(i)).unwrap();
+        }
+        let ledger = flusher.finish(Duration::from_secs(2)).await;
+        assert_ledger(&ledger);
+        assert_eq!(
+            (
+                ledger.accepted,
+                ledger.spooled,
+                ledger.flushed,
+                ledger.pending
+            ),
+            (500, 500, 0, 0)
+        );
+    }
+    assert!(
+        std::fs::read_dir(&dir.0).unwrap().count() > 0,
+        "spool files on disk"
+    );
+    // Second process: Redis is back.
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let ring = Arc::new(MeterRing::with_capacity(1_024).unwrap());
+    let sink = Arc::new(RedisStreamSink::new(&server.url(), "restart").unwrap());
+    let flusher = MeteringFlusher::open(ring.clone(), sink, config(&dir))
+        .await
+        .unwrap();
+    assert_eq!(flusher.ledger().inherited, 500);
+    let stop = spawn(&flusher);
+    ring.record(event(500)).unwrap();
+    until("the spool replayed", || flusher.ledger().flushed == 501).await;
+    stop.cancel();
+    let ledger = flusher.finish(Duration::from_secs(5)).await;
+    assert_ledger(&ledger);
+    let written: Vec<u32> = stream(&server, "restart")
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(
+        written,
+        (0..=500).collect::<Vec<_>>(),
+        "old events first, each once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_spool_files_are_reported_and_skipped() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let dir = TempDir::new("corrupt");
+    // One good batch, then a file with an unreadable header and one whose body is damaged.
+    let good = |i: u32| EventRecord::from_event(&event(i), 0);
+    {
+        let (spool, _) = Spool::open(&dir.0, 1 << 20).await.unwrap();
+        spool
+            .push(
+                &Batch {
+                    id: "old:0:1".into(),
+                    records: vec![good(1), good(2), good(3)],
+                },
+                false,
+            )
+            .await
+            .unwrap();
+    }
+    std::fs::write(
+        dir.0.join("00000000000000000002.jsonl"),
+        b"\x00\x01 not json",
+    )
+    .unwrap();
+    let body = format!(
+        "{}\n{}\n{{truncated\n",
+        r#"{"batch":"old:0:3","events":2}"#,
+        serde_json::to_string(&good(100)).unwrap()
+    );
+    std::fs::write(dir.0.join("00000000000000000003.jsonl"), body).unwrap();
+    let ring = Arc::new(MeterRing::with_capacity(16).unwrap());
+    let sink = Arc::new(RedisStreamSink::new(&server.url(), "corrupt").unwrap());
+    let flusher = MeteringFlusher::open(ring, sink, config(&dir))
+        .await
+        .unwrap();
+    assert_eq!(
+        flusher.corrupt_spool_files().len(),
+        1,
+        "the unreadable header, at start"
+    );
+    assert_eq!(
+        flusher.ledger().inherited,
+        5,
+        "2 + 3 events per the readable headers"
+    );
+    let stop = spawn(&flusher);
+    until("the good batch replayed", || flusher.ledger().flushed == 3).await;
+    stop.cancel();
+    let ledger = flusher.finish(Duration::from_secs(5)).await;
+    assert_ledger(&ledger);
+    assert_eq!((ledger.quarantined, ledger.spooled), (2, 0));
+    let corrupt = flusher.corrupt_spool_files();
+    assert_eq!(corrupt.len(), 2);
+    assert!(
+        corrupt[1].reason.contains("line 3"),
+        "{}",
+        corrupt[1].reason
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.0.join("corrupt")).unwrap().count(),
+        2,
+        "kept for inspection"
+    );
+    let written: Vec<u32> = stream(&server, "corrupt")
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(written, [1, 2, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_holds_back_and_the_ring_refuses_counted_never_silent() {
+    let port = free_port();
+    let dir = TempDir::new("full");
+    let ring = Arc::new(MeterRing::with_capacity(64).unwrap());
+    let sink =
+        Arc::new(RedisStreamSink::new(&format!("redis://127.0.0.1:{port}"), "full").unwrap());
+    let flusher = MeteringFlusher::open(
+        ring.clone(),
+        sink,
+        config(&dir).spool_max_bytes(4_096).batch_size(20),
+    )
+    .await
+    .unwrap();
+    let stop = spawn(&flusher);
+    let mut refused = 0;
+    for i in 0..1_000 {
+        if ring.record(event(i)).is_err() {
+            refused += 1;
+        }
+        if i % 10 == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let l = flusher.ledger();
+    assert_ledger(&l);
+    assert!(
+        refused > 0 && l.refused_full == refused,
+        "refusals are counted: {l:?}"
+    );
+    assert!(
+        l.flushed == 0 && l.spooled < 20,
+        "the spool stays within its bound: {l:?}"
+    );
+    let accepted = l.accepted;
+    // Redis arrives: everything accepted gets written.
+    let server = RedisServer::start_on(port);
+    until("everything accepted written", || {
+        flusher.ledger().flushed == accepted
+    })
+    .await;
+    stop.cancel();
+    let ledger = flusher.finish(Duration::from_secs(5)).await;
+    assert_ledger(&ledger);
+    assert_eq!(stream(&server, "full").len() as u64, accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_batch_is_written_once() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let sink = RedisStreamSink::new(&server.url(), "once").unwrap();
+    let batch = Batch {
+        id: "i:1:7".into(),
+        records: (0..5)
+            .map(|i| EventRecord::from_event(&event(i), 0))
+            .collect(),
+    };
+    sink.write(&batch).await.unwrap();
+    sink.write(&batch).await.unwrap(); // as after a lost reply
+    assert_eq!(stream(&server, "once").len(), 5);
+    let other = Batch {
+        id: "i:1:8".into(),
+        ..batch
+    };
+    sink.write(&other).await.unwrap();
+    assert_eq!(stream(&server, "once").len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_writes_out_everything_pending() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let dir = TempDir::new("shutdown");
+    let registry = Arc::new(BreakerRegistry::new());
+    let ring = Arc::new(MeterRing::with_capacity(1_024).unwrap());
+    let sink = Arc::new(RedisStreamSink::new(&server.url(), "shutdown").unwrap());
+    // Nothing would flush on its own for an hour.
+    let patient = config(&dir)
+        .flush_interval(Duration::from_secs(3600))
+        .batch_size(10_000)
+        .max_batch(10_000);
+    let flusher = MeteringFlusher::open(ring.clone(), sink, patient)
+        .await
+        .unwrap();
+    let control = ControlPlane::builder()
+        .registry(registry)
+        .metering(flusher.clone())
+        .without_clock_ticker()
+        .spawn()
+        .unwrap();
+    for i in 0..250 {
+        ring.record(event(i)).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(flusher.ledger().flushed, 0);
+    control.shutdown().await.unwrap();
+    assert_eq!(stream(&server, "shutdown").len(), 250);
+    let ledger = flusher.ledger();
+    assert_eq!((ledger.flushed, ledger.pending), (250, 0));
+    assert!(
+        ring.record(event(0)).is_err(),
+        "the ring is closed after shutdown"
+    );
+    assert_eq!(flusher.ledger().refused_closed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jsonl_sink_is_the_embedded_default() {
+    let dir = TempDir::new("jsonl");
+    let path = dir.0.join("out/metering.jsonl");
+    let ring = Arc::new(MeterRing::with_capacity(256).unwrap());
+    let flusher =
+        MeteringFlusher::open(ring.clone(), Arc::new(JsonlSink::new(&path)), config(&dir))
+            .await
+            .unwrap();
+    for i in 0..120 {
+        ring.record(event(i)).unwrap();
+    }
+    flusher.finish(Duration::from_secs(5)).await;
+    let lines: Vec<EventRecord> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.iter().map(|r| r.tokens).collect::<Vec<_>>(),
+        (0..120).collect::<Vec<_>>()
+    );
+    assert_eq!(lines[0].constitutional_hash, "cdd01ef066bc6cf2");
+}
+
+#[tokio::test(start_paused = true)]
+async fn hooks_record_each_operation_and_metered_times_the_work() {
+    let ring = Arc::new(MeterRing::with_capacity(64).unwrap());
+    let hooks = MeteringHooks::new(ring.clone(), Tier::Enterprise, true);
+    hooks
+        .on_constitutional_validation("t", "a", Duration::from_micros(10), 0.99)
+        .unwrap();
+    hooks
+        .on_agent_message("t", "a", 128, Duration::from_micros(20))
+        .unwrap();
+    hooks
+        .on_policy_evaluation("t", "a", Duration::from_micros(30), 1.0)
+        .unwrap();
+    hooks
+        .on_deliberation_request("t", "a", 64, Duration::from_micros(40))
+        .unwrap();
+    hooks
+        .on_hitl_approval("t", "a", Duration::from_secs(90))
+        .unwrap();
+    let out = hooks
+        .metered(Operation::Other(9), "t", "a", async {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            7
+        })
+        .await;
+    assert_eq!(out, 7);
+    let mut events = Vec::new();
+    ring.drain_into(&mut events, 100);
+    let ops: Vec<Operation> = events.iter().map(|e| e.operation).collect();
+    assert_eq!(
+        ops,
+        [
+            Operation::ConstitutionalValidation,
+            Operation::AgentMessage,
+            Operation::PolicyEvaluation,
+            Operation::DeliberationRequest,
+            Operation::HitlApproval,
+            Operation::Other(9)
+        ]
+    );
+    assert!(events.iter().all(|e| e.tier == Tier::Enterprise));
+    assert_eq!(events[5].latency_us, 25_000, "the work's own duration");
+    assert_eq!(events[4].latency_us, 90_000_000);
+    // Bad input is a typed error naming the field; metering never fails the work.
+    let long = "x".repeat(44);
+    assert!(matches!(
+        hooks.on_agent_message(&long, "a", 1, Duration::ZERO),
+        Err(HookError::Invalid(MeterError::Invalid {
+            field: "tenant",
+            ..
+        }))
+    ));
+    assert!(
+        hooks
+            .on_policy_evaluation("t", "a", Duration::ZERO, 2.0)
+            .is_err()
+    );
+    let off = MeteringHooks::new(ring.clone(), Tier::Free, false);
+    off.on_agent_message("t", "a", 1, Duration::ZERO).unwrap();
+    assert_eq!(ring.ledger().offered, 6, "disabled hooks record nothing");
+}
+
+#[tokio::test]
+async fn bad_settings_are_typed_errors() {
+    let dir = TempDir::new("settings");
+    let ring = Arc::new(MeterRing::with_capacity(16).unwrap());
+    let sink = Arc::new(JsonlSink::new(dir.0.join("x.jsonl")));
+    for (config, field) in [
+        (config(&dir).batch_size(0), "batch_size"),
+        (config(&dir).max_batch(1).batch_size(10), "max_batch"),
+        (config(&dir).spool_max_bytes(10), "spool_max_bytes"),
+        (config(&dir).instance("has space"), "instance"),
+        (
+            config(&dir).flush_interval(Duration::ZERO),
+            "flush_interval",
+        ),
+    ] {
+        match MeteringFlusher::open(ring.clone(), sink.clone(), config).await {
+            Err(resilience_control::metering::MeteringError::Config(e)) => {
+                assert_eq!(e.field(), Some(field))
+            }
+            other => panic!("{field}: expected a config error, got {:?}", other.err()),
+        }
+    }
+    let foreign = config(&dir).governance(resilience_core::GovernanceHash::from_u64(1));
+    assert!(matches!(
+        MeteringFlusher::open(ring, sink, foreign).await,
+        Err(resilience_control::metering::MeteringError::Governance(_))
+    ));
+}

@@ -1,0 +1,194 @@
+//! Test support: a real `redis-server` on a free port, killed when dropped.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `redis-server` process this test owns.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    /// Where a durable server keeps its append-only file.
+    durable: Option<std::path::PathBuf>,
+}
+
+/// Whether `redis-server` can be run here. Under `CI=true` a missing binary is a failure (see
+/// `_require_redis.rs`), so tests cannot pass by skipping.
+pub fn available() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A port nothing listens on right now. (Binding port 0 picks one; `redis-server --port 0`
+/// would instead disable TCP.)
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl RedisServer {
+    /// Starts a server on a free port, or returns `None` (after saying so) where there is no
+    /// `redis-server` and CI is not set.
+    pub fn start() -> Option<RedisServer> {
+        if !available() {
+            assert!(
+                std::env::var("CI").is_err(),
+                "redis-server is required under CI"
+            );
+            eprintln!("skipping: no redis-server on this machine");
+            return None;
+        }
+        Some(Self::start_on(free_port()))
+    }
+
+    /// Starts a server on `port`.
+    pub fn start_on(port: u16) -> RedisServer {
+        let mut server = RedisServer {
+            child: None,
+            port,
+            durable: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// Starts a server that keeps every acknowledged write across a kill (append-only file,
+    /// fsync on every write), so a test can kill and restart it and still see earlier data.
+    pub fn start_durable(dir: &std::path::Path) -> Option<RedisServer> {
+        if !available() {
+            assert!(
+                std::env::var("CI").is_err(),
+                "redis-server is required under CI"
+            );
+            eprintln!("skipping: no redis-server on this machine");
+            return None;
+        }
+        let mut server = RedisServer {
+            child: None,
+            port: free_port(),
+            durable: Some(dir.to_owned()),
+        };
+        server.spawn();
+        Some(server)
+    }
+
+    fn spawn(&mut self) {
+        let mut command = Command::new("redis-server");
+        command.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]);
+        match &self.durable {
+            Some(dir) => command.args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                dir.to_str().unwrap(),
+            ]),
+            None => command.args([
+                "--appendonly",
+                "no",
+                "--dir",
+                std::env::temp_dir().to_str().unwrap(),
+            ]),
+        };
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Brings a killed server back on the same port (with its data, if durable).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    fn wait_ready(&self) {
+        let client = redis::Client::open(self.url()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut conn) = client.get_connection()
+                && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} never answered",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to clients) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A synchronous connection, for checking what arrived.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "resilience-test-{name}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
