@@ -24,6 +24,9 @@
 //!   subscribers without ever waiting for them, and alerts (PagerDuty Events v2) on CRITICAL.
 //! * [`recovery`]: [`RecoveryOrchestrator`](recovery::RecoveryOrchestrator) recovers open
 //!   breakers with exponential, linear, immediate or manual strategies and a health check.
+//! * [`metering`]: [`MeteringFlusher`](metering::MeteringFlusher) drains the core's meter ring
+//!   into Redis Streams (or JSONL), exactly once and in order, through a bounded disk spool
+//!   when Redis is down, with a ledger that accounts for every event.
 //!
 //! Everything here runs on tokio; nothing here is on the request path. The data plane never
 //! calls into this crate: it reads snapshots and drains the event channel.

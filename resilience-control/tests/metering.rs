@@ -1,4 +1,5 @@
-//! The metering pipeline against a real `redis-server` (started on a free port): order and
+//! The metering pipeline against a real `redis-server` (the one at `REDIS_URL`, else one started
+//! on a free port; tests that kill or restart Redis always start their own): order and
 //! content, a Redis killed and restarted mid-stream, a process restart replaying its spool,
 //! corrupt spool files, a full spool, exactly-once retries, JSONL, hooks, and shutdown.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on bad setup
@@ -100,12 +101,13 @@ fn spawn(flusher: &MeteringFlusher) -> CancellationToken {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_arrive_intact_and_in_order() {
-    let Some(server) = RedisServer::start() else {
+    let Some(server) = RedisServer::shared() else {
         return;
     };
+    let ns = server.namespace("intact");
     let dir = TempDir::new("intact");
     let ring = Arc::new(MeterRing::with_capacity(10_000).unwrap());
-    let sink = Arc::new(RedisStreamSink::new(&server.url(), "intact").unwrap());
+    let sink = Arc::new(RedisStreamSink::new(&server.url(), &ns).unwrap());
     let flusher = MeteringFlusher::open(ring.clone(), sink, config(&dir))
         .await
         .unwrap();
@@ -117,7 +119,7 @@ async fn events_arrive_intact_and_in_order() {
     stop.cancel();
     let ledger = flusher.finish(Duration::from_secs(5)).await;
     assert_ledger(&ledger);
-    let entries = stream(&server, "intact");
+    let entries = stream(&server, &ns);
     assert_eq!(
         entries.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
         (0..1_000).collect::<Vec<_>>()
@@ -222,12 +224,16 @@ async fn redis_killed_mid_stream_loses_nothing_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_process_replays_the_spool_it_left() {
+    let Some(server) = RedisServer::shared() else {
+        return;
+    };
+    let ns = server.namespace("restart");
     let dir = TempDir::new("restart");
     let nobody = format!("redis://127.0.0.1:{}", free_port());
     // First process: Redis unreachable, everything ends up in the spool at shutdown.
     {
         let ring = Arc::new(MeterRing::with_capacity(1_024).unwrap());
-        let sink = Arc::new(RedisStreamSink::new(&nobody, "restart").unwrap());
+        let sink = Arc::new(RedisStreamSink::new(&nobody, &ns).unwrap());
         let flusher = MeteringFlusher::open(ring.clone(), sink, config(&dir))
             .await
             .unwrap();
@@ -250,12 +256,9 @@ async fn a_restarted_process_replays_the_spool_it_left() {
         std::fs::read_dir(&dir.0).unwrap().count() > 0,
         "spool files on disk"
     );
-    // Second process: Redis is back.
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    // Second process: Redis is reachable.
     let ring = Arc::new(MeterRing::with_capacity(1_024).unwrap());
-    let sink = Arc::new(RedisStreamSink::new(&server.url(), "restart").unwrap());
+    let sink = Arc::new(RedisStreamSink::new(&server.url(), &ns).unwrap());
     let flusher = MeteringFlusher::open(ring.clone(), sink, config(&dir))
         .await
         .unwrap();
@@ -266,10 +269,7 @@ async fn a_restarted_process_replays_the_spool_it_left() {
     stop.cancel();
     let ledger = flusher.finish(Duration::from_secs(5)).await;
     assert_ledger(&ledger);
-    let written: Vec<u32> = stream(&server, "restart")
-        .into_iter()
-        .map(|(t, _)| t)
-        .collect();
+    let written: Vec<u32> = stream(&server, &ns).into_iter().map(|(t, _)| t).collect();
     assert_eq!(
         written,
         (0..=500).collect::<Vec<_>>(),
@@ -279,9 +279,10 @@ async fn a_restarted_process_replays_the_spool_it_left() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_spool_files_are_reported_and_skipped() {
-    let Some(server) = RedisServer::start() else {
+    let Some(server) = RedisServer::shared() else {
         return;
     };
+    let ns = server.namespace("corrupt");
     let dir = TempDir::new("corrupt");
     // One good batch, then a file with an unreadable header and one whose body is damaged.
     let good = |i: u32| EventRecord::from_event(&event(i), 0);
@@ -310,7 +311,7 @@ async fn corrupt_spool_files_are_reported_and_skipped() {
     );
     std::fs::write(dir.0.join("00000000000000000003.jsonl"), body).unwrap();
     let ring = Arc::new(MeterRing::with_capacity(16).unwrap());
-    let sink = Arc::new(RedisStreamSink::new(&server.url(), "corrupt").unwrap());
+    let sink = Arc::new(RedisStreamSink::new(&server.url(), &ns).unwrap());
     let flusher = MeteringFlusher::open(ring, sink, config(&dir))
         .await
         .unwrap();
@@ -342,10 +343,7 @@ async fn corrupt_spool_files_are_reported_and_skipped() {
         2,
         "kept for inspection"
     );
-    let written: Vec<u32> = stream(&server, "corrupt")
-        .into_iter()
-        .map(|(t, _)| t)
-        .collect();
+    let written: Vec<u32> = stream(&server, &ns).into_iter().map(|(t, _)| t).collect();
     assert_eq!(written, [1, 2, 3]);
 }
 
@@ -398,10 +396,11 @@ async fn a_full_spool_holds_back_and_the_ring_refuses_counted_never_silent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_batch_is_written_once() {
-    let Some(server) = RedisServer::start() else {
+    let Some(server) = RedisServer::shared() else {
         return;
     };
-    let sink = RedisStreamSink::new(&server.url(), "once").unwrap();
+    let ns = server.namespace("once");
+    let sink = RedisStreamSink::new(&server.url(), &ns).unwrap();
     let batch = Batch {
         id: "i:1:7".into(),
         records: (0..5)
@@ -410,24 +409,25 @@ async fn a_retried_batch_is_written_once() {
     };
     sink.write(&batch).await.unwrap();
     sink.write(&batch).await.unwrap(); // as after a lost reply
-    assert_eq!(stream(&server, "once").len(), 5);
+    assert_eq!(stream(&server, &ns).len(), 5);
     let other = Batch {
         id: "i:1:8".into(),
         ..batch
     };
     sink.write(&other).await.unwrap();
-    assert_eq!(stream(&server, "once").len(), 10);
+    assert_eq!(stream(&server, &ns).len(), 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_writes_out_everything_pending() {
-    let Some(server) = RedisServer::start() else {
+    let Some(server) = RedisServer::shared() else {
         return;
     };
+    let ns = server.namespace("shutdown");
     let dir = TempDir::new("shutdown");
     let registry = Arc::new(BreakerRegistry::new());
     let ring = Arc::new(MeterRing::with_capacity(1_024).unwrap());
-    let sink = Arc::new(RedisStreamSink::new(&server.url(), "shutdown").unwrap());
+    let sink = Arc::new(RedisStreamSink::new(&server.url(), &ns).unwrap());
     // Nothing would flush on its own for an hour.
     let patient = config(&dir)
         .flush_interval(Duration::from_secs(3600))
@@ -448,7 +448,7 @@ async fn shutdown_writes_out_everything_pending() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(flusher.ledger().flushed, 0);
     control.shutdown().await.unwrap();
-    assert_eq!(stream(&server, "shutdown").len(), 250);
+    assert_eq!(stream(&server, &ns).len(), 250);
     let ledger = flusher.ledger();
     assert_eq!((ledger.flushed, ledger.pending), (250, 0));
     assert!(

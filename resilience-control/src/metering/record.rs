@@ -45,21 +45,6 @@ impl EventRecord {
             constitutional_hash: event.governance.to_string(),
         }
     }
-
-    /// The record as stream fields, name then value, in a fixed order.
-    pub fn fields(&self) -> [(&'static str, String); 9] {
-        [
-            ("tenant_id", self.tenant_id.clone()),
-            ("agent_id", self.agent_id.clone()),
-            ("operation", self.operation.clone()),
-            ("tier", self.tier.clone()),
-            ("tokens", self.tokens.to_string()),
-            ("latency_us", self.latency_us.to_string()),
-            ("compliance_score", self.compliance_score.to_string()),
-            ("timestamp_ms", self.timestamp_ms.to_string()),
-            ("constitutional_hash", self.constitutional_hash.clone()),
-        ]
-    }
 }
 
 /// A batch of records with an id unique across processes and restarts, so a sink can apply it
