@@ -88,9 +88,51 @@ fn check(c: &mut Criterion) {
     g.finish();
 }
 
+/// The control plane's side: starting and ending a scenario (the original budgets 0-100 µs for
+/// its engine's operations), and an emergency stop with scenarios live.
+fn engine(c: &mut Criterion) {
+    let _ticker = setup::ticker();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _entered = runtime.enter();
+    let table = std::sync::Arc::new(table());
+    let engine = resilience_control::chaos::ChaosEngine::builder(table)
+        .config(resilience_control::chaos::ChaosConfig::default().enabled(true))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut g = c.benchmark_group("chaos engine");
+    g.bench_function("start + end a latency scenario (scoped)", |b| {
+        b.iter(|| {
+            let guard = engine
+                .inject_latency("db", Duration::from_millis(50))
+                .scoped()
+                .unwrap_or_else(|e| panic!("{e}"));
+            drop(black_box(guard));
+        })
+    });
+    g.bench_function("emergency stop with 8 scenarios live, then resume", |b| {
+        b.iter_batched(
+            || {
+                engine.resume();
+                for n in 0..8 {
+                    engine
+                        .partition(&format!("svc-{n}"))
+                        .start()
+                        .unwrap_or_else(|e| panic!("{e}"));
+                }
+            },
+            |()| black_box(engine.emergency_stop()),
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = chaos;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
-    targets = check
+    targets = check, engine
 }
 criterion_main!(chaos);

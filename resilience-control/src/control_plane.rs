@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use crate::chaos::ChaosEngine;
 use crate::error::{BuildError, ControlError, invalid};
 use crate::health::{AlertSink, HealthAggregator, HealthConfig};
 use crate::metering::MeteringFlusher;
@@ -32,6 +33,7 @@ pub struct ControlPlaneBuilder {
     checks: Vec<(String, Arc<dyn HealthCheck>)>,
     policies: Vec<(String, RecoveryPolicy)>,
     metering: Option<MeteringFlusher>,
+    chaos: Option<ChaosEngine>,
     event_interval: Duration,
     tick: Option<(CoarseClock, Duration)>,
     grace: Duration,
@@ -89,6 +91,12 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// Runs this chaos engine's expiry sweeper; shutdown ends every scenario it started.
+    pub fn chaos(mut self, engine: ChaosEngine) -> Self {
+        self.chaos = Some(engine);
+        self
+    }
+
     /// How often breaker events are drained (default 10 ms).
     pub fn event_interval(mut self, every: Duration) -> Self {
         self.event_interval = every;
@@ -135,6 +143,11 @@ impl ControlPlaneBuilder {
         self.recovery
             .governance
             .ensure_matches(expected, "recovery orchestrator")?;
+        if let Some(engine) = &self.chaos {
+            engine
+                .governance()
+                .ensure_matches(expected, "chaos engine")?;
+        }
         if self.event_interval < Duration::from_millis(1)
             || self.event_interval > Duration::from_secs(10)
         {
@@ -168,6 +181,7 @@ impl ControlPlaneBuilder {
             health: health.clone(),
             recovery: recovery.clone(),
             metering: self.metering.clone(),
+            chaos: self.chaos.clone(),
             events: events_tx.clone(),
             cancel: cancel.clone(),
             event_interval: self.event_interval,
@@ -180,6 +194,7 @@ impl ControlPlaneBuilder {
                 health,
                 recovery,
                 metering: self.metering,
+                chaos: self.chaos,
                 source,
                 events: events_tx,
                 cancel,
@@ -232,6 +247,7 @@ struct Driver {
     health: HealthAggregator,
     recovery: RecoveryOrchestrator,
     metering: Option<MeteringFlusher>,
+    chaos: Option<ChaosEngine>,
     events: broadcast::Sender<BreakerEvent>,
     cancel: CancellationToken,
     event_interval: Duration,
@@ -272,6 +288,13 @@ async fn drive(d: Driver) -> Result<(), ControlError> {
         "events",
         Box::pin(async move { pump(source, recovery, events, token, every).await }),
     ));
+    if let Some(engine) = d.chaos.clone() {
+        let token = d.cancel.child_token();
+        loops.spawn(named(
+            "chaos",
+            Box::pin(async move { engine.run(token).await }),
+        ));
+    }
     tracing::info!(governance = %d.source.governance(), "control plane started");
 
     let mut result = Ok(());
@@ -347,6 +370,7 @@ struct Inner {
     health: HealthAggregator,
     recovery: RecoveryOrchestrator,
     metering: Option<MeteringFlusher>,
+    chaos: Option<ChaosEngine>,
     source: Arc<dyn BreakerSource>,
     events: broadcast::Sender<BreakerEvent>,
     cancel: CancellationToken,
@@ -402,6 +426,7 @@ impl ControlPlane {
             checks: Vec::new(),
             policies: Vec::new(),
             metering: None,
+            chaos: None,
             event_interval: Duration::from_millis(10),
             tick: Some((CoarseClock::global().clone(), Duration::from_millis(1))),
             grace: Duration::from_secs(5),
@@ -421,6 +446,11 @@ impl ControlPlane {
     /// The metering flusher, if one was given.
     pub fn metering(&self) -> Option<&MeteringFlusher> {
         self.inner.metering.as_ref()
+    }
+
+    /// The chaos engine, if one was given.
+    pub fn chaos(&self) -> Option<&ChaosEngine> {
+        self.inner.chaos.as_ref()
     }
 
     /// The breakers this control plane watches.

@@ -24,15 +24,25 @@
 //!   subscribers without ever waiting for them, and alerts (PagerDuty Events v2) on CRITICAL.
 //! * [`recovery`]: [`RecoveryOrchestrator`](recovery::RecoveryOrchestrator) recovers open
 //!   breakers with exponential, linear, immediate or manual strategies and a health check.
+//! * [`chaos`]: [`ChaosEngine`](chaos::ChaosEngine) injects latency, errors, timeouts,
+//!   partitions, forced-open breakers and real resource exhaustion into the data plane's fault
+//!   table, within hard bounds (off unless enabled; durations, latencies, rates, levels, blast
+//!   radius), with expiry, an emergency stop, scoped guards and a test helper.
 //! * [`metering`]: [`MeteringFlusher`](metering::MeteringFlusher) drains the core's meter ring
 //!   into Redis Streams (or JSONL), exactly once and in order, through a bounded disk spool
 //!   when Redis is down, with a ledger that accounts for every event.
+//!
+//! [`TokioClock`] puts the data plane on tokio's clock, so tests drive expiries, reset timeouts
+//! and recovery delays together with `tokio::time::pause()`.
 //!
 //! Everything here runs on tokio; nothing here is on the request path. The data plane never
 //! calls into this crate: it reads snapshots and drains the event channel.
 #![forbid(unsafe_code)]
 
+pub mod chaos;
+mod clock;
 mod control_plane;
+mod env;
 mod error;
 pub mod health;
 pub mod metering;
@@ -40,7 +50,9 @@ pub mod recovery;
 mod source;
 mod task;
 
+pub use clock::TokioClock;
 pub use control_plane::{ControlDriver, ControlPlane, ControlPlaneBuilder};
+pub use env::EnvError;
 pub use error::{BuildError, ControlError};
 pub use resilience_core as core;
 pub use source::{BreakerSource, RecoverableBreaker};

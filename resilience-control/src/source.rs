@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use resilience_core::chaos::ForceableBreaker;
 use resilience_core::{
     BreakerId, BreakerRegistry, BreakerSnapshot, CircuitBreaker, Clock, EventChannel,
     GovernanceHash, State,
@@ -50,6 +51,12 @@ pub trait BreakerSource: Send + Sync + 'static {
     fn snapshots(&self) -> Vec<(Arc<str>, BreakerSnapshot)>;
     /// The breaker named `name`.
     fn breaker(&self, name: &str) -> Option<Arc<dyn RecoverableBreaker>>;
+    /// The breaker named `name`, as chaos forces it open. Sources whose breakers chaos may not
+    /// force keep the default, `None`.
+    fn forceable(&self, name: &str) -> Option<Arc<dyn ForceableBreaker>> {
+        let _ = name;
+        None
+    }
     /// The name of breaker `id`.
     fn name_of(&self, id: BreakerId) -> Option<Arc<str>>;
     /// The channel the breakers emit transitions to.
@@ -65,6 +72,10 @@ impl<C: Clock + Clone> BreakerSource for BreakerRegistry<C> {
 
     fn breaker(&self, name: &str) -> Option<Arc<dyn RecoverableBreaker>> {
         self.get(name).map(|b| b as Arc<dyn RecoverableBreaker>)
+    }
+
+    fn forceable(&self, name: &str) -> Option<Arc<dyn ForceableBreaker>> {
+        self.get(name).map(|b| b as Arc<dyn ForceableBreaker>)
     }
 
     fn name_of(&self, id: BreakerId) -> Option<Arc<str>> {
