@@ -41,6 +41,7 @@
 
 pub mod chaos;
 mod clock;
+mod config;
 mod control_plane;
 mod env;
 mod error;
@@ -51,6 +52,10 @@ mod source;
 mod task;
 
 pub use clock::TokioClock;
+pub use config::{
+    BreakerSettings, ChaosSettings, ConfigLoadError, HealthSettings, HttpSettings,
+    MeteringSettings, RecoverySettings, ResilienceConfig, StrategyName,
+};
 pub use control_plane::{ControlDriver, ControlPlane, ControlPlaneBuilder};
 pub use env::EnvError;
 pub use error::{BuildError, ControlError};

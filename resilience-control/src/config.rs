@@ -1,0 +1,698 @@
+//! [`ResilienceConfig`]: one TOML file plus environment variables (which win), turned into
+//! each component's validated settings. Every bad value is an error naming the key or the
+//! variable, and the value.
+//!
+//! ```toml
+//! namespace = "resilience"
+//! constitutional_hash = "cdd01ef066bc6cf2"
+//! redis_url = "redis://127.0.0.1:6379"   # leave out to meter into a JSONL file
+//!
+//! [http]
+//! listen = "127.0.0.1:9090"
+//!
+//! [health]
+//! interval_seconds = 1.0
+//!
+//! [recovery]
+//! max_retry_attempts = 5
+//! strategy = "exponential_backoff"       # linear_backoff, immediate, manual
+//!
+//! [metering]
+//! enabled = true
+//!
+//! [chaos]
+//! enabled = false
+//! max_duration_seconds = 300
+//!
+//! [[breakers]]
+//! name = "payments"
+//! fail_max = 5
+//! reset_timeout_seconds = 30.0
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use resilience_core::{BreakerConfig, ConfigError, GovernanceHash, SlidingWindow};
+use serde::{Deserialize, Serialize};
+
+use crate::chaos::ChaosConfig;
+use crate::env::{self, EnvError, Lookup};
+use crate::health::HealthConfig;
+use crate::metering::MeteringConfig;
+use crate::recovery::{RecoveryConfig, RecoveryPolicy, RecoveryStrategy};
+
+/// The configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigLoadError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration (the message names the line, the key
+    /// and the value).
+    #[error("invalid configuration file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's account, with line and column.
+        message: String,
+    },
+    /// An environment variable holds a bad value.
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// A value is out of range.
+    #[error("invalid configuration {key} = {value}{origin}: expected {expected}")]
+    Invalid {
+        /// The TOML key, e.g. `health.interval_seconds`.
+        key: String,
+        /// The rejected value.
+        value: String,
+        /// ` (from VARIABLE)` when the value came from the environment, else empty.
+        origin: String,
+        /// What is accepted.
+        expected: String,
+    },
+}
+
+impl ConfigLoadError {
+    /// The key or variable at fault, when there is one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigLoadError::Env(e) => Some(e.variable),
+            ConfigLoadError::Invalid { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// HTTP endpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct HttpSettings {
+    /// Where `/metrics` and `/health/*` listen (default `127.0.0.1:9090`;
+    /// `RESILIENCE_HTTP_LISTEN`).
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
+    }
+}
+
+/// Health aggregation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct HealthSettings {
+    /// Sampling interval (default 1; `HEALTH_CHECK_INTERVAL_SECONDS`).
+    pub interval_seconds: f64,
+    /// Snapshots kept (default 300).
+    pub history: usize,
+    /// PagerDuty Events v2 routing key; alerts are off without one.
+    pub pagerduty_routing_key: Option<String>,
+    /// Events endpoint (default PagerDuty's).
+    pub pagerduty_url: Option<String>,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        HealthSettings {
+            interval_seconds: 1.0,
+            history: 300,
+            pagerduty_routing_key: None,
+            pagerduty_url: None,
+        }
+    }
+}
+
+/// Recovery orchestration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct RecoverySettings {
+    /// Attempts before giving up (default 5; `RECOVERY_MAX_RETRY_ATTEMPTS`).
+    pub max_retry_attempts: u32,
+    /// `exponential_backoff` (default), `linear_backoff`, `immediate` or `manual`.
+    pub strategy: StrategyName,
+    /// Delay before the first attempt (default 1000).
+    pub initial_delay_ms: u64,
+    /// Cap on any delay (default 60000).
+    pub max_delay_ms: u64,
+    /// Growth per attempt (default 2.0).
+    pub multiplier: f64,
+    /// ± fraction of randomness in each delay (default 0).
+    pub jitter: f64,
+    /// Limit on one health check (default 5000).
+    pub health_check_timeout_ms: u64,
+    /// Attempts running at once (default 4).
+    pub max_concurrent: usize,
+}
+
+impl Default for RecoverySettings {
+    fn default() -> Self {
+        let policy = RecoveryPolicy::default();
+        RecoverySettings {
+            max_retry_attempts: policy.max_retries,
+            strategy: StrategyName::ExponentialBackoff,
+            initial_delay_ms: policy.initial_delay.as_millis() as u64,
+            max_delay_ms: policy.max_delay.as_millis() as u64,
+            multiplier: policy.multiplier,
+            jitter: policy.jitter,
+            health_check_timeout_ms: policy.health_check_timeout.as_millis() as u64,
+            max_concurrent: 4,
+        }
+    }
+}
+
+/// A recovery strategy, as written in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StrategyName {
+    /// See [`RecoveryStrategy::ExponentialBackoff`].
+    ExponentialBackoff,
+    /// See [`RecoveryStrategy::LinearBackoff`].
+    LinearBackoff,
+    /// See [`RecoveryStrategy::Immediate`].
+    Immediate,
+    /// See [`RecoveryStrategy::Manual`].
+    Manual,
+}
+
+impl From<StrategyName> for RecoveryStrategy {
+    fn from(name: StrategyName) -> Self {
+        match name {
+            StrategyName::ExponentialBackoff => RecoveryStrategy::ExponentialBackoff,
+            StrategyName::LinearBackoff => RecoveryStrategy::LinearBackoff,
+            StrategyName::Immediate => RecoveryStrategy::Immediate,
+            StrategyName::Manual => RecoveryStrategy::Manual,
+        }
+    }
+}
+
+/// Usage metering.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct MeteringSettings {
+    /// Whether hooks record anything (default true; `METERING_ENABLED`).
+    pub enabled: bool,
+    /// Flush at least this often (default 1000).
+    pub flush_interval_ms: u64,
+    /// Flush as soon as this many events wait (default 100).
+    pub batch_size: usize,
+    /// Events the ring holds (default 65536).
+    pub ring_capacity: usize,
+    /// Where batches wait through a Redis outage (default `resilience-spool`).
+    pub spool_dir: PathBuf,
+    /// Spool bound (default 64 MiB).
+    pub spool_max_bytes: u64,
+    /// The file events go to when no Redis is configured (default `resilience-usage.jsonl`).
+    pub jsonl_path: PathBuf,
+    /// Approximate bound on the Redis stream (default 1000000).
+    pub stream_max_len: u64,
+}
+
+impl Default for MeteringSettings {
+    fn default() -> Self {
+        let flusher = MeteringConfig::default();
+        MeteringSettings {
+            enabled: true,
+            flush_interval_ms: flusher.flush_interval.as_millis() as u64,
+            batch_size: flusher.batch_size,
+            ring_capacity: 65_536,
+            spool_dir: flusher.spool_dir,
+            spool_max_bytes: flusher.spool_max_bytes,
+            jsonl_path: PathBuf::from("resilience-usage.jsonl"),
+            stream_max_len: crate::metering::RedisStreamSink::DEFAULT_MAX_LEN,
+        }
+    }
+}
+
+/// Chaos engineering.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ChaosSettings {
+    /// Whether chaos may run here at all (default false; `CHAOS_ENABLED`).
+    pub enabled: bool,
+    /// Longest scenario (default 300; `CHAOS_MAX_DURATION_SECONDS`).
+    pub max_duration_seconds: u64,
+}
+
+impl Default for ChaosSettings {
+    fn default() -> Self {
+        ChaosSettings {
+            enabled: false,
+            max_duration_seconds: 300,
+        }
+    }
+}
+
+/// A breaker created at start-up (the original's pre-initialised core services).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BreakerSettings {
+    /// Its name.
+    pub name: String,
+    /// Consecutive failures that trip it (default 5).
+    pub fail_max: Option<u32>,
+    /// Failure share over the window that trips it, in (0, 1].
+    pub failure_rate: Option<f64>,
+    /// Calls in the sliding window (default 100).
+    pub window_calls: Option<u32>,
+    /// Calls the window needs before the rate counts.
+    pub min_calls: Option<u32>,
+    /// OPEN time after the first trip (default 30).
+    pub reset_timeout_seconds: Option<f64>,
+    /// Cap on the growing OPEN time (default 300).
+    pub max_reset_timeout_seconds: Option<f64>,
+    /// Probes admitted at once in HALF_OPEN (default 1).
+    pub half_open_probes: Option<u32>,
+    /// ± fraction of randomness in each OPEN time (default 0).
+    pub jitter: Option<f64>,
+}
+
+/// Everything the `resilience` binary and a service's `main` need, from a TOML file and the
+/// environment. Environment variables win over the file: `REDIS_URL`, `METERING_ENABLED`,
+/// `HEALTH_CHECK_INTERVAL_SECONDS`, `RECOVERY_MAX_RETRY_ATTEMPTS`,
+/// `CHAOS_MAX_DURATION_SECONDS`, `CHAOS_ENABLED`, `CONSTITUTIONAL_HASH`,
+/// `RESILIENCE_NAMESPACE` and `RESILIENCE_HTTP_LISTEN`.
+///
+/// # Examples
+///
+/// ```
+/// use resilience_control::ResilienceConfig;
+///
+/// let config = ResilienceConfig::from_toml_str(
+///     "[recovery]\nmax_retry_attempts = 3\n",
+///     &|name| (name == "RECOVERY_MAX_RETRY_ATTEMPTS").then(|| "7".to_owned()),
+/// )?;
+/// assert_eq!(config.recovery.max_retry_attempts, 7, "the environment wins");
+/// assert_eq!(config.recovery_config()?.default_policy.max_retries, 7);
+///
+/// let err = ResilienceConfig::from_toml_str("", &|name| {
+///     (name == "HEALTH_CHECK_INTERVAL_SECONDS").then(|| "soon".to_owned())
+/// })
+/// .unwrap_err();
+/// assert_eq!(err.key(), Some("HEALTH_CHECK_INTERVAL_SECONDS"));
+/// # Ok::<(), resilience_control::ConfigLoadError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ResilienceConfig {
+    /// Prefix of every Redis key (default `resilience`; `RESILIENCE_NAMESPACE`).
+    pub namespace: String,
+    /// Governance tag every component must carry (default `cdd01ef066bc6cf2`;
+    /// `CONSTITUTIONAL_HASH`).
+    pub constitutional_hash: GovernanceHash,
+    /// Redis for metering (`REDIS_URL`); without it metering goes to a JSONL file.
+    pub redis_url: Option<String>,
+    /// HTTP endpoints.
+    pub http: HttpSettings,
+    /// Health aggregation.
+    pub health: HealthSettings,
+    /// Recovery orchestration.
+    pub recovery: RecoverySettings,
+    /// Usage metering.
+    pub metering: MeteringSettings,
+    /// Chaos engineering.
+    pub chaos: ChaosSettings,
+    /// Breakers to create at start-up.
+    pub breakers: Vec<BreakerSettings>,
+    /// Keys set by the environment, for error messages.
+    #[serde(skip)]
+    from_env: Vec<(&'static str, &'static str)>,
+}
+
+impl Default for ResilienceConfig {
+    fn default() -> Self {
+        ResilienceConfig {
+            namespace: "resilience".to_owned(),
+            constitutional_hash: GovernanceHash::DEFAULT,
+            redis_url: None,
+            http: HttpSettings::default(),
+            health: HealthSettings::default(),
+            recovery: RecoverySettings::default(),
+            metering: MeteringSettings::default(),
+            chaos: ChaosSettings::default(),
+            breakers: Vec::new(),
+            from_env: Vec::new(),
+        }
+    }
+}
+
+impl ResilienceConfig {
+    /// The defaults, then `path` (when given), then the process environment; validated.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigLoadError`] naming the file, key or variable, and the value.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigLoadError> {
+        let text = match path {
+            Some(path) => {
+                std::fs::read_to_string(path).map_err(|source| ConfigLoadError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?
+            }
+            None => String::new(),
+        };
+        Self::parse(&text, path.unwrap_or(Path::new("<none>")), &env::process)
+    }
+
+    /// The defaults, then TOML `text`, then variables from `lookup`; validated.
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load).
+    pub fn from_toml_str(
+        text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigLoadError> {
+        Self::parse(text, Path::new("<string>"), lookup)
+    }
+
+    fn parse(text: &str, path: &Path, lookup: Lookup<'_>) -> Result<Self, ConfigLoadError> {
+        let mut config: ResilienceConfig =
+            toml::from_str(text).map_err(|e| ConfigLoadError::Parse {
+                path: path.to_owned(),
+                message: e.to_string().trim_end().to_owned(),
+            })?;
+        config.apply_env(lookup)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, lookup: Lookup<'_>) -> Result<(), EnvError> {
+        if let Some(url) = env::parsed::<String>(lookup, "REDIS_URL", "a redis:// URL")? {
+            redis::Client::open(url.as_str()).map_err(|_| EnvError {
+                variable: "REDIS_URL",
+                value: url.clone(),
+                expected: "a redis:// URL",
+            })?;
+            self.redis_url = Some(url);
+            self.from_env.push(("redis_url", "REDIS_URL"));
+        }
+        if let Some(on) = env::flag(lookup, "METERING_ENABLED")? {
+            self.metering.enabled = on;
+        }
+        if let Some(seconds) = env::parsed::<f64>(
+            lookup,
+            "HEALTH_CHECK_INTERVAL_SECONDS",
+            "seconds, e.g. 1 or 0.5",
+        )? {
+            self.health.interval_seconds = seconds;
+            self.from_env
+                .push(("health.interval_seconds", "HEALTH_CHECK_INTERVAL_SECONDS"));
+        }
+        if let Some(n) = env::parsed::<u32>(
+            lookup,
+            "RECOVERY_MAX_RETRY_ATTEMPTS",
+            "a whole number of attempts, 1 to 1000",
+        )? {
+            self.recovery.max_retry_attempts = n;
+            self.from_env
+                .push(("recovery.max_retry_attempts", "RECOVERY_MAX_RETRY_ATTEMPTS"));
+        }
+        if let Some(n) = env::parsed::<u64>(
+            lookup,
+            "CHAOS_MAX_DURATION_SECONDS",
+            "whole seconds, 1 to 86400",
+        )? {
+            self.chaos.max_duration_seconds = n;
+            self.from_env
+                .push(("chaos.max_duration_seconds", "CHAOS_MAX_DURATION_SECONDS"));
+        }
+        if let Some(on) = env::flag(lookup, "CHAOS_ENABLED")? {
+            self.chaos.enabled = on;
+        }
+        if let Some(hash) =
+            env::parsed::<GovernanceHash>(lookup, "CONSTITUTIONAL_HASH", "16 hexadecimal digits")?
+        {
+            self.constitutional_hash = hash;
+        }
+        if let Some(ns) = env::parsed::<String>(lookup, "RESILIENCE_NAMESPACE", "a name")? {
+            self.namespace = ns;
+            self.from_env.push(("namespace", "RESILIENCE_NAMESPACE"));
+        }
+        if let Some(listen) = env::parsed::<SocketAddr>(
+            lookup,
+            "RESILIENCE_HTTP_LISTEN",
+            "an address and port, e.g. 127.0.0.1:9090",
+        )? {
+            self.http.listen = listen;
+        }
+        Ok(())
+    }
+
+    /// Checks every value by building each component's settings.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigLoadError::Invalid`] naming the key (or variable) and the value.
+    pub fn validate(&self) -> Result<(), ConfigLoadError> {
+        if self.namespace.is_empty()
+            || self.namespace.len() > 64
+            || !self
+                .namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        {
+            return Err(self.invalid(
+                "namespace",
+                format!("{:?}", self.namespace),
+                "1 to 64 letters, digits, '-', '_', '.' or ':'",
+            ));
+        }
+        if let Some(url) = &self.redis_url {
+            redis::Client::open(url.as_str())
+                .map_err(|_| self.invalid("redis_url", format!("{url:?}"), "a redis:// URL"))?;
+        }
+        self.health_config()?;
+        self.recovery_config()?;
+        self.metering_config()?;
+        self.chaos_config()?;
+        let mut names = Vec::new();
+        for (i, breaker) in self.breakers.iter().enumerate() {
+            if names.contains(&breaker.name.as_str()) {
+                return Err(self.invalid(
+                    &format!("breakers[{i}].name"),
+                    format!("{:?}", breaker.name),
+                    "a name no other breaker has",
+                ));
+            }
+            names.push(&breaker.name);
+        }
+        self.breaker_configs()?;
+        Ok(())
+    }
+
+    fn invalid(&self, key: &str, value: String, expected: &str) -> ConfigLoadError {
+        let origin = self
+            .from_env
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, var)| format!(" (from {var})"))
+            .unwrap_or_default();
+        ConfigLoadError::Invalid {
+            key: key.to_owned(),
+            value,
+            origin,
+            expected: expected.to_owned(),
+        }
+    }
+
+    /// A component's [`ConfigError`], reported against the file's key for that field.
+    fn located(&self, section: &str, keys: &[(&str, &str)], err: ConfigError) -> ConfigLoadError {
+        let ConfigError::Invalid {
+            field,
+            value,
+            expected,
+        } = err
+        else {
+            return self.invalid(section, err.to_string(), "valid settings");
+        };
+        let key = keys.iter().find(|(f, _)| *f == field).map_or_else(
+            || format!("{section}.{field}"),
+            |(_, k)| format!("{section}.{k}"),
+        );
+        self.invalid(&key, value, expected)
+    }
+
+    fn seconds(&self, key: &str, seconds: f64) -> Result<Duration, ConfigLoadError> {
+        Duration::try_from_secs_f64(seconds)
+            .map_err(|_| self.invalid(key, seconds.to_string(), "a number of seconds ≥ 0"))
+    }
+
+    /// The health aggregator's settings.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigLoadError::Invalid`] naming the key and value.
+    pub fn health_config(&self) -> Result<HealthConfig, ConfigLoadError> {
+        let interval = self.seconds("health.interval_seconds", self.health.interval_seconds)?;
+        let config = HealthConfig::default()
+            .interval(interval)
+            .history(self.health.history)
+            .governance(self.constitutional_hash);
+        config.validate().map_err(|e| {
+            self.located(
+                "health",
+                &[("interval", "interval_seconds"), ("history", "history")],
+                e,
+            )
+        })?;
+        Ok(config)
+    }
+
+    /// The recovery orchestrator's settings.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigLoadError::Invalid`] naming the key and value.
+    pub fn recovery_config(&self) -> Result<RecoveryConfig, ConfigLoadError> {
+        let r = &self.recovery;
+        let policy = RecoveryPolicy::with_strategy(r.strategy.into())
+            .max_retries(r.max_retry_attempts)
+            .multiplier(r.multiplier)
+            .initial_delay(Duration::from_millis(r.initial_delay_ms))
+            .max_delay(Duration::from_millis(r.max_delay_ms))
+            .jitter(r.jitter)
+            .health_check_timeout(Duration::from_millis(r.health_check_timeout_ms));
+        let keys = [
+            ("max_retries", "max_retry_attempts"),
+            ("initial_delay", "initial_delay_ms"),
+            ("max_delay", "max_delay_ms"),
+            ("health_check_timeout", "health_check_timeout_ms"),
+        ];
+        policy
+            .validate()
+            .map_err(|e| self.located("recovery", &keys, e))?;
+        let config = RecoveryConfig::default()
+            .default_policy(policy)
+            .max_concurrent(r.max_concurrent)
+            .governance(self.constitutional_hash);
+        config
+            .validate()
+            .map_err(|e| self.located("recovery", &keys, e))?;
+        Ok(config)
+    }
+
+    /// The metering flusher's settings.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigLoadError::Invalid`] naming the key and value.
+    pub fn metering_config(&self) -> Result<MeteringConfig, ConfigLoadError> {
+        let m = &self.metering;
+        let config = MeteringConfig::default()
+            .flush_interval(Duration::from_millis(m.flush_interval_ms))
+            .batch_size(m.batch_size)
+            .max_batch(m.batch_size.max(MeteringConfig::default().max_batch))
+            .spool_dir(&m.spool_dir)
+            .spool_max_bytes(m.spool_max_bytes)
+            .governance(self.constitutional_hash);
+        config
+            .validate()
+            .map_err(|e| self.located("metering", &[("flush_interval", "flush_interval_ms")], e))?;
+        if m.ring_capacity < 2 || m.ring_capacity > 1 << 24 {
+            return Err(self.invalid(
+                "metering.ring_capacity",
+                m.ring_capacity.to_string(),
+                "2 to 16777216 events",
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The chaos engine's settings.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigLoadError::Invalid`] naming the key and value.
+    pub fn chaos_config(&self) -> Result<ChaosConfig, ConfigLoadError> {
+        let c = &self.chaos;
+        if c.max_duration_seconds == 0 || c.max_duration_seconds > 86_400 {
+            return Err(self.invalid(
+                "chaos.max_duration_seconds",
+                c.max_duration_seconds.to_string(),
+                "1 to 86400 seconds",
+            ));
+        }
+        let config = ChaosConfig::default()
+            .enabled(c.enabled)
+            .max_duration(Duration::from_secs(c.max_duration_seconds))
+            .governance(self.constitutional_hash);
+        config
+            .validate()
+            .map_err(|e| self.located("chaos", &[], e))?;
+        Ok(config)
+    }
+
+    /// The configured breakers, each with its validated configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigLoadError::Invalid`] naming the key (`breakers[i].field`) and value.
+    pub fn breaker_configs(&self) -> Result<Vec<(String, BreakerConfig)>, ConfigLoadError> {
+        self.breakers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let section = format!("breakers[{i}]");
+                let mut builder = BreakerConfig::builder().governance(self.constitutional_hash);
+                if let Some(n) = b.fail_max {
+                    builder = builder.fail_max(n);
+                }
+                if let Some(rate) = b.failure_rate {
+                    builder = builder.failure_rate(rate);
+                }
+                if let Some(n) = b.window_calls {
+                    builder = builder.sliding_window(SlidingWindow::Count(n));
+                }
+                if let Some(n) = b.min_calls {
+                    builder = builder.min_calls(n);
+                }
+                if let Some(s) = b.reset_timeout_seconds {
+                    builder = builder.reset_timeout(
+                        self.seconds(&format!("{section}.reset_timeout_seconds"), s)?,
+                    );
+                }
+                if let Some(s) = b.max_reset_timeout_seconds {
+                    builder = builder.max_reset_timeout(
+                        self.seconds(&format!("{section}.max_reset_timeout_seconds"), s)?,
+                    );
+                }
+                if let Some(n) = b.half_open_probes {
+                    builder = builder.half_open_probes(n);
+                }
+                if let Some(j) = b.jitter {
+                    builder = builder.jitter(j);
+                }
+                let keys = [
+                    ("reset_timeout", "reset_timeout_seconds"),
+                    ("max_reset_timeout", "max_reset_timeout_seconds"),
+                    ("window", "window_calls"),
+                ];
+                builder
+                    .build()
+                    .map(|config| (b.name.clone(), config))
+                    .map_err(|e| self.located(&section, &keys, e))
+            })
+            .collect()
+    }
+}

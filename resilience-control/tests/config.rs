@@ -1,0 +1,290 @@
+//! `ResilienceConfig`: a TOML file, the environment over it, and a clear error for every bad
+//! value, naming the key or variable and the value.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on bad setup
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use resilience_control::recovery::RecoveryStrategy;
+use resilience_control::{ConfigLoadError, ResilienceConfig};
+use resilience_core::GovernanceHash;
+
+const FILE: &str = r#"
+namespace = "shop"
+constitutional_hash = "cdd01ef066bc6cf2"
+redis_url = "redis://10.0.0.5:6380"
+
+[http]
+listen = "0.0.0.0:9100"
+
+[health]
+interval_seconds = 0.5
+history = 60
+
+[recovery]
+max_retry_attempts = 3
+strategy = "linear_backoff"
+initial_delay_ms = 200
+
+[metering]
+enabled = false
+flush_interval_ms = 250
+
+[chaos]
+enabled = true
+max_duration_seconds = 120
+
+[[breakers]]
+name = "payments"
+fail_max = 3
+reset_timeout_seconds = 10.0
+
+[[breakers]]
+name = "search"
+failure_rate = 0.5
+window_calls = 20
+"#;
+
+fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+fn load(text: &str, env: &[(&str, &str)]) -> Result<ResilienceConfig, ConfigLoadError> {
+    ResilienceConfig::from_toml_str(text, &vars(env))
+}
+
+#[test]
+fn the_file_sets_every_section() {
+    let c = load(FILE, &[]).unwrap();
+    assert_eq!(c.namespace, "shop");
+    assert_eq!(c.redis_url.as_deref(), Some("redis://10.0.0.5:6380"));
+    assert_eq!(c.http.listen.to_string(), "0.0.0.0:9100");
+    assert_eq!(
+        c.health_config().unwrap().interval,
+        Duration::from_millis(500)
+    );
+    let recovery = c.recovery_config().unwrap();
+    assert_eq!(recovery.default_policy.max_retries, 3);
+    assert_eq!(
+        recovery.default_policy.strategy,
+        RecoveryStrategy::LinearBackoff
+    );
+    assert_eq!(
+        recovery.default_policy.initial_delay,
+        Duration::from_millis(200)
+    );
+    assert!(!c.metering.enabled);
+    assert_eq!(
+        c.metering_config().unwrap().flush_interval,
+        Duration::from_millis(250)
+    );
+    let chaos = c.chaos_config().unwrap();
+    assert!(chaos.enabled);
+    assert_eq!(chaos.max_duration, Duration::from_secs(120));
+    let breakers = c.breaker_configs().unwrap();
+    assert_eq!(breakers.len(), 2);
+    assert_eq!(breakers[0].0, "payments");
+    assert_eq!(breakers[0].1.fail_max(), Some(3));
+}
+
+#[test]
+fn defaults_need_no_file_and_no_environment() {
+    let c = load("", &[]).unwrap();
+    assert_eq!(c, ResilienceConfig::default());
+    assert_eq!(c.constitutional_hash, GovernanceHash::DEFAULT);
+    assert_eq!(c.health_config().unwrap().interval, Duration::from_secs(1));
+    assert_eq!(c.recovery_config().unwrap().default_policy.max_retries, 5);
+    assert_eq!(
+        c.chaos_config().unwrap().max_duration,
+        Duration::from_secs(300)
+    );
+    assert!(
+        !c.chaos_config().unwrap().enabled,
+        "chaos is off by default"
+    );
+    assert!(c.redis_url.is_none());
+}
+
+#[test]
+fn the_environment_wins_over_the_file() {
+    let c = load(
+        FILE,
+        &[
+            ("REDIS_URL", "redis://127.0.0.1:7000"),
+            ("METERING_ENABLED", "true"),
+            ("HEALTH_CHECK_INTERVAL_SECONDS", "2"),
+            ("RECOVERY_MAX_RETRY_ATTEMPTS", "9"),
+            ("CHAOS_MAX_DURATION_SECONDS", "60"),
+            ("CHAOS_ENABLED", "false"),
+            ("CONSTITUTIONAL_HASH", "00000000000000ab"),
+            ("RESILIENCE_NAMESPACE", "other"),
+            ("RESILIENCE_HTTP_LISTEN", "127.0.0.1:9999"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:7000"));
+    assert!(c.metering.enabled);
+    assert_eq!(c.health_config().unwrap().interval, Duration::from_secs(2));
+    assert_eq!(c.recovery_config().unwrap().default_policy.max_retries, 9);
+    assert_eq!(
+        c.chaos_config().unwrap().max_duration,
+        Duration::from_secs(60)
+    );
+    assert!(!c.chaos.enabled);
+    assert_eq!(c.constitutional_hash.to_string(), "00000000000000ab");
+    assert_eq!(
+        c.health_config().unwrap().governance.to_string(),
+        "00000000000000ab",
+        "the tag reaches every component"
+    );
+    assert_eq!(c.namespace, "other");
+    assert_eq!(c.http.listen.port(), 9999);
+}
+
+#[test]
+fn a_malformed_variable_is_named_with_its_value() {
+    for (variable, value) in [
+        ("REDIS_URL", "not a url"),
+        ("METERING_ENABLED", "perhaps"),
+        ("HEALTH_CHECK_INTERVAL_SECONDS", "1s"),
+        ("RECOVERY_MAX_RETRY_ATTEMPTS", "-1"),
+        ("CHAOS_MAX_DURATION_SECONDS", "five"),
+        ("CHAOS_ENABLED", "2"),
+        ("CONSTITUTIONAL_HASH", "xyz"),
+        ("RESILIENCE_HTTP_LISTEN", "localhost"),
+    ] {
+        let err = load("", &[(variable, value)]).unwrap_err();
+        match &err {
+            ConfigLoadError::Env(e) => {
+                assert_eq!((e.variable, e.value.as_str()), (variable, value));
+            }
+            other => panic!("{variable}: expected an environment error, got {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains(variable) && text.contains(value), "{text}");
+    }
+}
+
+#[test]
+fn an_out_of_range_variable_names_the_variable() {
+    let err = load("", &[("HEALTH_CHECK_INTERVAL_SECONDS", "0")]).unwrap_err();
+    assert_eq!(err.key(), Some("health.interval_seconds"));
+    let text = err.to_string();
+    assert!(
+        text.contains("(from HEALTH_CHECK_INTERVAL_SECONDS)"),
+        "{text}"
+    );
+    assert!(text.contains("between 10ms and 1h"), "{text}");
+
+    let err = load("", &[("RECOVERY_MAX_RETRY_ATTEMPTS", "0")]).unwrap_err();
+    assert_eq!(err.key(), Some("recovery.max_retry_attempts"));
+    assert!(
+        err.to_string()
+            .contains("= 0 (from RECOVERY_MAX_RETRY_ATTEMPTS)"),
+        "{err}"
+    );
+
+    let err = load("", &[("CHAOS_MAX_DURATION_SECONDS", "0")]).unwrap_err();
+    assert_eq!(err.key(), Some("chaos.max_duration_seconds"));
+    assert!(
+        err.to_string().contains("CHAOS_MAX_DURATION_SECONDS"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_file_value_names_the_key_and_value() {
+    let cases = [
+        (
+            "[health]\ninterval_seconds = 0.001\n",
+            "health.interval_seconds",
+            "1ms",
+        ),
+        (
+            "[recovery]\nmultiplier = 0.5\n",
+            "recovery.multiplier",
+            "0.5",
+        ),
+        (
+            "[recovery]\ninitial_delay_ms = 90000\n",
+            "recovery.initial_delay_ms",
+            "90s",
+        ),
+        (
+            "[metering]\nflush_interval_ms = 0\n",
+            "metering.flush_interval_ms",
+            "0ns",
+        ),
+        (
+            "[metering]\nring_capacity = 1\n",
+            "metering.ring_capacity",
+            "1",
+        ),
+        (
+            "[chaos]\nmax_duration_seconds = 0\n",
+            "chaos.max_duration_seconds",
+            "0",
+        ),
+        ("namespace = \"has space\"\n", "namespace", "\"has space\""),
+        (
+            "[[breakers]]\nname = \"a\"\nfail_max = 0\n",
+            "breakers[0].fail_max",
+            "0",
+        ),
+        (
+            "[[breakers]]\nname = \"a\"\nreset_timeout_seconds = -1.0\n",
+            "breakers[0].reset_timeout_seconds",
+            "-1",
+        ),
+        (
+            "[[breakers]]\nname = \"a\"\n[[breakers]]\nname = \"a\"\n",
+            "breakers[1].name",
+            "\"a\"",
+        ),
+    ];
+    for (text, key, value) in cases {
+        let err = load(text, &[]).unwrap_err();
+        match &err {
+            ConfigLoadError::Invalid {
+                key: k, value: v, ..
+            } => assert_eq!((k.as_str(), v.as_str()), (key, value), "{text}"),
+            other => panic!("{text}: expected an invalid value, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_parse_errors_with_the_place() {
+    let err = load("[health]\nintervl_seconds = 1\n", &[]).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ConfigLoadError::Parse { .. }), "{err:?}");
+    assert!(
+        text.contains("intervl_seconds") && text.contains("line 2"),
+        "{text}"
+    );
+
+    let err = load("[recovery]\nstrategy = \"sometimes\"\n", &[]).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("sometimes") && text.contains("exponential_backoff"),
+        "{text}"
+    );
+
+    let err = load("[recovery]\nmax_retry_attempts = \"five\"\n", &[]).unwrap_err();
+    assert!(err.to_string().contains("max_retry_attempts"), "{err}");
+}
+
+#[test]
+fn a_missing_file_is_a_read_error_naming_it() {
+    let err = ResilienceConfig::load(Some(std::path::Path::new("/nonexistent/resilience.toml")))
+        .unwrap_err();
+    assert!(matches!(err, ConfigLoadError::Read { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("/nonexistent/resilience.toml"),
+        "{err}"
+    );
+}
