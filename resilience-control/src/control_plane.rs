@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use resilience_core::{BreakerEvent, CoarseClock, GovernanceHash};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use resilience_core::{BreakerEvent, CoarseClock, GovernanceHash, State};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
@@ -176,12 +179,14 @@ impl ControlPlaneBuilder {
         let cancel = CancellationToken::new();
         let (done_tx, done_rx) = watch::channel(None);
         let (events_tx, _) = broadcast::channel(1024);
+        let transitions = Arc::new(Transitions::default());
         let driver = drive(Driver {
             source: Arc::clone(&source),
             health: health.clone(),
             recovery: recovery.clone(),
             metering: self.metering.clone(),
             chaos: self.chaos.clone(),
+            transitions: Arc::clone(&transitions),
             events: events_tx.clone(),
             cancel: cancel.clone(),
             event_interval: self.event_interval,
@@ -195,6 +200,7 @@ impl ControlPlaneBuilder {
                 recovery,
                 metering: self.metering,
                 chaos: self.chaos,
+                transitions,
                 source,
                 events: events_tx,
                 cancel,
@@ -248,6 +254,7 @@ struct Driver {
     recovery: RecoveryOrchestrator,
     metering: Option<MeteringFlusher>,
     chaos: Option<ChaosEngine>,
+    transitions: Arc<Transitions>,
     events: broadcast::Sender<BreakerEvent>,
     cancel: CancellationToken,
     event_interval: Duration,
@@ -284,10 +291,18 @@ async fn drive(d: Driver) -> Result<(), ControlError> {
         d.cancel.child_token(),
     );
     let every = d.event_interval;
+    let transitions = Arc::clone(&d.transitions);
     loops.spawn(named(
         "events",
-        Box::pin(async move { pump(source, recovery, events, token, every).await }),
+        Box::pin(async move { pump(source, recovery, transitions, events, token, every).await }),
     ));
+    if let Some(flusher) = d.metering.clone() {
+        let token = d.cancel.child_token();
+        loops.spawn(named(
+            "metering",
+            Box::pin(async move { flusher.run(token).await }),
+        ));
+    }
     if let Some(engine) = d.chaos.clone() {
         let token = d.cancel.child_token();
         loops.spawn(named(
@@ -329,11 +344,64 @@ async fn drive(d: Driver) -> Result<(), ControlError> {
     result
 }
 
+/// Transitions seen by the event pump, per breaker and edge, for metrics.
+#[derive(Default)]
+struct Transitions(Mutex<HashMap<Edge, u64>>);
+
+/// A breaker and the states it moved between.
+type Edge = (Arc<str>, State, State);
+
+impl Transitions {
+    fn record(&self, source: &dyn BreakerSource, event: &BreakerEvent) {
+        let name = source
+            .name_of(event.breaker)
+            .unwrap_or_else(|| Arc::from(format!("#{}", event.breaker.as_u32())));
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((name, event.from, event.to))
+            .or_default() += 1;
+    }
+
+    fn counts(&self) -> Vec<TransitionCount> {
+        let mut counts: Vec<TransitionCount> = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|((breaker, from, to), count)| TransitionCount {
+                breaker: Arc::clone(breaker),
+                from: *from,
+                to: *to,
+                count: *count,
+            })
+            .collect();
+        counts.sort_by(|a, b| (&a.breaker, a.from, a.to).cmp(&(&b.breaker, b.from, b.to)));
+        counts
+    }
+}
+
+/// How many times one breaker moved from one state to another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransitionCount {
+    /// The breaker.
+    pub breaker: Arc<str>,
+    /// State left.
+    pub from: State,
+    /// State entered.
+    pub to: State,
+    /// Times seen.
+    pub count: u64,
+}
+
 /// Drains breaker transitions: recovery sees each one, subscribers get a copy. On cancellation
 /// it drains once more so nothing emitted before shutdown is lost.
 async fn pump(
     source: Arc<dyn BreakerSource>,
     recovery: RecoveryOrchestrator,
+    transitions: Arc<Transitions>,
     subscribers: broadcast::Sender<BreakerEvent>,
     cancel: CancellationToken,
     every: Duration,
@@ -349,6 +417,7 @@ async fn pump(
                 break;
             }
             for event in batch.iter() {
+                transitions.record(&*source, event);
                 recovery.on_transition(event);
                 // No subscribers is fine.
                 let _ = subscribers.send(*event);
@@ -371,6 +440,7 @@ struct Inner {
     recovery: RecoveryOrchestrator,
     metering: Option<MeteringFlusher>,
     chaos: Option<ChaosEngine>,
+    transitions: Arc<Transitions>,
     source: Arc<dyn BreakerSource>,
     events: broadcast::Sender<BreakerEvent>,
     cancel: CancellationToken,
@@ -466,6 +536,17 @@ impl ControlPlane {
     /// The governance tag every component was checked against.
     pub fn governance(&self) -> GovernanceHash {
         self.inner.governance
+    }
+
+    /// Breaker transitions seen so far, per breaker and edge, sorted.
+    pub fn transitions(&self) -> Vec<TransitionCount> {
+        self.inner.transitions.counts()
+    }
+
+    /// Breaker events lost because the event channel was full (each also counted here, never
+    /// silent).
+    pub fn events_dropped(&self) -> u64 {
+        self.inner.source.events().dropped()
     }
 
     /// Whether the loops are still running.

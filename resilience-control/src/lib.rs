@@ -46,6 +46,7 @@ mod control_plane;
 mod env;
 mod error;
 pub mod health;
+pub mod http;
 pub mod metering;
 pub mod recovery;
 mod source;
@@ -56,7 +57,7 @@ pub use config::{
     BreakerSettings, ChaosSettings, ConfigLoadError, HealthSettings, HttpSettings,
     MeteringSettings, RecoverySettings, ResilienceConfig, StrategyName,
 };
-pub use control_plane::{ControlDriver, ControlPlane, ControlPlaneBuilder};
+pub use control_plane::{ControlDriver, ControlPlane, ControlPlaneBuilder, TransitionCount};
 pub use env::EnvError;
 pub use error::{BuildError, ControlError};
 pub use resilience_core as core;

@@ -1,0 +1,37 @@
+//! HTTP endpoints (axum): `/metrics` for Prometheus, `/health/{live,ready,startup}` for
+//! orchestrators, JSON views of health, breakers, recovery, chaos and metering, and the chaos
+//! controls the `resilience chaos` command uses.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use resilience_control::{ControlPlane, http};
+//! use resilience_core::BreakerRegistry;
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let control = ControlPlane::builder().registry(Arc::new(BreakerRegistry::new())).spawn()?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9090").await?;
+//! http::serve(listener, control, CancellationToken::new()).await?; // until cancelled
+//! # Ok(()) }
+//! ```
+//!
+//! | endpoint | answers |
+//! |---|---|
+//! | `GET /metrics` | OpenMetrics text: breakers, transitions, health, recovery, chaos, metering |
+//! | `GET /health/live` | 200 while the control loops run, else 503 |
+//! | `GET /health/startup` | 200 once start-up is complete (first health sample), else 503 |
+//! | `GET /health/ready` | 200 when started and not CRITICAL, else 503 |
+//! | `GET /health` | the latest health report |
+//! | `GET /breakers` | every breaker's state and counts |
+//! | `GET /recovery` | recovery status per service |
+//! | `GET /chaos` | live scenarios with time left, and chaos metrics |
+//! | `POST /chaos/stop` | emergency stop |
+//! | `POST /chaos/resume` | allow chaos again after a stop |
+//! | `DELETE /chaos/{name}` | end one scenario |
+//! | `GET /metering` | the metering ledger |
+
+mod metrics;
+mod routes;
+
+pub use routes::{router, serve};

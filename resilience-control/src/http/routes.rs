@@ -1,0 +1,254 @@
+//! The router and its handlers.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics;
+use crate::ControlPlane;
+use crate::health::HealthStatus;
+
+struct AppState {
+    control: ControlPlane,
+    metrics: Registry,
+}
+
+type Shared = State<Arc<AppState>>;
+
+/// The router for `control`'s endpoints (see the [module docs](super)).
+pub fn router(control: ControlPlane) -> Router {
+    let state = Arc::new(AppState {
+        metrics: metrics::registry(control.clone()),
+        control,
+    });
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/health/live", get(live))
+        .route("/health/startup", get(startup))
+        .route("/health/ready", get(ready))
+        .route("/health", get(health))
+        .route("/breakers", get(breakers))
+        .route("/recovery", get(recovery))
+        .route("/chaos", get(chaos))
+        .route("/chaos/stop", post(chaos_stop))
+        .route("/chaos/resume", post(chaos_resume))
+        .route("/chaos/{name}", delete(chaos_end))
+        .route("/metering", get(metering))
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` is cancelled (in-flight requests finish).
+///
+/// # Errors
+///
+/// An I/O error from the listener.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    control: ControlPlane,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    tracing::info!(address = ?listener.local_addr().ok(), "HTTP endpoints listening");
+    axum::serve(listener, router(control))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn metrics_text(State(state): Shared) -> Response {
+    match metrics::render(&state.metrics) {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not encode metrics",
+        ),
+    }
+}
+
+fn probe(ok: bool, body: serde_json::Value) -> Response {
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Start-up is complete once the control loops run and health has been sampled once.
+fn started(control: &ControlPlane) -> bool {
+    control.is_running() && control.health().report().sequence > 0
+}
+
+async fn live(State(state): Shared) -> Response {
+    let running = state.control.is_running();
+    probe(
+        running,
+        json!({ "live": running, "governance": state.control.governance() }),
+    )
+}
+
+async fn startup(State(state): Shared) -> Response {
+    let done = started(&state.control);
+    probe(
+        done,
+        json!({ "started": done, "governance": state.control.governance() }),
+    )
+}
+
+async fn ready(State(state): Shared) -> Response {
+    let report = state.control.health().report();
+    let started = started(&state.control);
+    let ready = started && report.status != HealthStatus::Critical;
+    probe(
+        ready,
+        json!({
+            "ready": ready,
+            "started": started,
+            "status": report.status,
+            "score": report.score,
+            "governance": report.governance,
+        }),
+    )
+}
+
+async fn health(State(state): Shared) -> Response {
+    Json(&*state.control.health().report()).into_response()
+}
+
+#[derive(Serialize)]
+struct BreakerView {
+    name: String,
+    state: resilience_core::State,
+    generation: u32,
+    consecutive_failures: u32,
+    window_calls: u32,
+    window_failures: u32,
+    half_open_in_flight: u32,
+    successes: u64,
+    failures: u64,
+    ignored: u64,
+    rejected: u64,
+    stale: u64,
+}
+
+async fn breakers(State(state): Shared) -> Response {
+    let views: Vec<BreakerView> = state
+        .control
+        .source()
+        .snapshots()
+        .into_iter()
+        .map(|(name, s)| BreakerView {
+            name: name.to_string(),
+            state: s.state,
+            generation: s.generation,
+            consecutive_failures: s.consecutive_failures,
+            window_calls: s.window.calls,
+            window_failures: s.window.failures,
+            half_open_in_flight: s.half_open_in_flight,
+            successes: s.totals.successes,
+            failures: s.totals.failures,
+            ignored: s.totals.ignored,
+            rejected: s.totals.rejected,
+            stale: s.totals.stale,
+        })
+        .collect();
+    Json(json!({ "breakers": views, "governance": state.control.governance() })).into_response()
+}
+
+async fn recovery(State(state): Shared) -> Response {
+    Json(state.control.recovery().status()).into_response()
+}
+
+#[derive(Serialize)]
+struct ScenarioView {
+    id: u32,
+    name: String,
+    target: String,
+    kind: &'static str,
+    remaining_ms: u64,
+    rate: f64,
+    blast_radius: Vec<String>,
+    injections: u64,
+}
+
+async fn chaos(State(state): Shared) -> Response {
+    let Some(engine) = state.control.chaos() else {
+        return error(StatusCode::NOT_FOUND, "no chaos engine is configured here");
+    };
+    let active: Vec<ScenarioView> = engine
+        .active()
+        .into_iter()
+        .map(|a| ScenarioView {
+            id: a.id.as_u32(),
+            name: a.scenario.name().to_owned(),
+            target: a.scenario.target().to_owned(),
+            kind: a.scenario.spec().kind().as_str(),
+            remaining_ms: a.remaining.as_millis() as u64,
+            rate: a.scenario.injection_rate(),
+            blast_radius: a.scenario.radius().to_vec(),
+            injections: a.injections,
+        })
+        .collect();
+    Json(json!({
+        "active": active,
+        "metrics": engine.metrics(),
+        "governance": engine.governance(),
+    }))
+    .into_response()
+}
+
+async fn chaos_stop(State(state): Shared) -> Response {
+    match state.control.chaos() {
+        Some(engine) => Json(json!({ "stopped": engine.emergency_stop() })).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no chaos engine is configured here"),
+    }
+}
+
+async fn chaos_resume(State(state): Shared) -> Response {
+    match state.control.chaos() {
+        Some(engine) => {
+            engine.resume();
+            Json(json!({ "resumed": true })).into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "no chaos engine is configured here"),
+    }
+}
+
+async fn chaos_end(State(state): Shared, Path(name): Path<String>) -> Response {
+    let Some(engine) = state.control.chaos() else {
+        return error(StatusCode::NOT_FOUND, "no chaos engine is configured here");
+    };
+    match engine.deactivate(&name) {
+        Ok(id) => Json(json!({ "ended": name, "id": id.as_u32() })).into_response(),
+        Err(err) => error(StatusCode::NOT_FOUND, err.to_string()),
+    }
+}
+
+async fn metering(State(state): Shared) -> Response {
+    match state.control.metering() {
+        Some(flusher) => Json(json!({
+            "sink": flusher.sink_name(),
+            "ledger": flusher.ledger(),
+            "corrupt_spool_files": flusher.corrupt_spool_files().len(),
+        }))
+        .into_response(),
+        None => error(StatusCode::NOT_FOUND, "no metering is configured here"),
+    }
+}
