@@ -108,9 +108,12 @@ impl Rig {
     }
 }
 
+/// A metric name, its sorted labels, and its value.
+type Sample = (String, Vec<(String, String)>, f64);
+
 /// Every sample of the exposition, as (name, labels, value); panics on a line that does not
 /// parse, so a malformed exposition fails the test.
-fn scrape(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+fn scrape(text: &str) -> Vec<Sample> {
     assert!(text.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
     let lines = text.lines().map(|l| Ok(l.to_owned()));
     let parsed = prometheus_parse::Scrape::parse(lines).unwrap();
@@ -142,7 +145,7 @@ fn scrape(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
 }
 
 fn value(
-    samples: &[(String, Vec<(String, String)>, f64)],
+    samples: &[Sample],
     name: &str,
     labels: &[(&str, &str)],
 ) -> f64 {
