@@ -32,6 +32,13 @@
 //!   into Redis Streams (or JSONL), exactly once and in order, through a bounded disk spool
 //!   when Redis is down, with a ledger that accounts for every event.
 //!
+//! * [`ResilienceConfig`]: one TOML file plus the environment (which wins), turned into each
+//!   component's validated settings; every bad value names the key or variable and the value.
+//! * [`http`]: `/metrics` (OpenMetrics), `/health/{live,ready,startup}`, JSON views and chaos
+//!   controls, on axum.
+//! * The `resilience` binary (feature `cli`, on by default): `demo`, `serve`, `bench`,
+//!   `chaos list|stop|resume`.
+//!
 //! [`TokioClock`] puts the data plane on tokio's clock, so tests drive expiries, reset timeouts
 //! and recovery delays together with `tokio::time::pause()`.
 //!

@@ -144,11 +144,7 @@ fn scrape(text: &str) -> Vec<Sample> {
         .collect()
 }
 
-fn value(
-    samples: &[Sample],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> f64 {
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     let mut want: Vec<(String, String)> = labels
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -1,0 +1,103 @@
+//! `resilience chaos list|stop` against a running instance's HTTP endpoints.
+
+use std::time::Duration;
+
+use clap::Subcommand;
+use serde_json::Value;
+
+use crate::Error;
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Action {
+    /// Lists live scenarios with their time left and injections.
+    List,
+    /// Emergency stop: every scenario off at once, forced breakers restored.
+    Stop,
+    /// Allows chaos again after an emergency stop.
+    Resume,
+}
+
+pub(crate) async fn run(action: Action, url: &str) -> Result<(), Error> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let base = url.trim_end_matches('/');
+    let request = match action {
+        Action::List => client.get(format!("{base}/chaos")),
+        Action::Stop => client.post(format!("{base}/chaos/stop")),
+        Action::Resume => client.post(format!("{base}/chaos/resume")),
+    };
+    let response = request.send().await.map_err(|e| {
+        format!("no resilience instance answers at {base} ({e}); start one with `resilience serve`")
+    })?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| format!("{base} answered {status} without JSON: {e}"))?;
+    if !status.is_success() {
+        let message = body["error"].as_str().unwrap_or("no detail");
+        return Err(format!("{base} answered {status}: {message}").into());
+    }
+    match action {
+        Action::List => print_list(&body),
+        Action::Stop => {
+            let s = &body["stopped"];
+            println!(
+                "emergency stop: {} scenario(s) ended, {} breaker(s) restored, {} resource hold(s) released",
+                s["scenarios"], s["breakers_restored"], s["resources_released"]
+            );
+            println!("chaos stays stopped until `resilience chaos resume`");
+        }
+        Action::Resume => println!("chaos resumed"),
+    }
+    Ok(())
+}
+
+fn print_list(body: &Value) {
+    let metrics = &body["metrics"];
+    println!(
+        "chaos: {}{}",
+        if metrics["enabled"] == true {
+            "enabled"
+        } else {
+            "disabled by configuration"
+        },
+        if metrics["stopped"] == true {
+            ", EMERGENCY-STOPPED"
+        } else {
+            ""
+        }
+    );
+    let empty = Vec::new();
+    let active = body["active"].as_array().unwrap_or(&empty);
+    if active.is_empty() {
+        println!("no active scenarios");
+    } else {
+        println!(
+            "{:<32} {:<20} {:<20} {:>9} {:>6} {:>10}",
+            "NAME", "KIND", "TARGET", "LEFT", "RATE", "INJECTED"
+        );
+        for a in active {
+            println!(
+                "{:<32} {:<20} {:<20} {:>8.1}s {:>6} {:>10}",
+                a["name"].as_str().unwrap_or("?"),
+                a["kind"].as_str().unwrap_or("?"),
+                a["target"].as_str().unwrap_or("?"),
+                a["remaining_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+                a["rate"],
+                a["injections"]
+            );
+        }
+    }
+    if let Some(injections) = metrics["injections"].as_object() {
+        let line: Vec<String> = injections
+            .iter()
+            .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        if !line.is_empty() {
+            println!("injections so far: {}", line.join(", "));
+        }
+    }
+}

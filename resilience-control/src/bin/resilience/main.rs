@@ -1,0 +1,105 @@
+//! `resilience`: run the demo, serve the control plane, measure the hot path, and control
+//! chaos on a running instance.
+//!
+//! ```text
+//! resilience demo                 # a simulated service through an outage and back
+//! resilience serve -c config.toml # control plane + HTTP endpoints until Ctrl-C
+//! resilience bench                # hot-path overhead with percentiles
+//! resilience chaos list|stop      # against a running instance (--url)
+//! ```
+
+mod bench;
+mod chaos;
+mod demo;
+mod serve;
+mod wiring;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Fault tolerance with no cost on the hot path: circuit breakers, chaos and metering.
+#[derive(Parser, Debug)]
+#[command(name = "resilience", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file (TOML); environment variables override it.
+    #[arg(long, short, global = true, env = "RESILIENCE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// A simulated service: workers call flaky dependencies through breakers, chaos strikes
+    /// mid-run, health falls and recovers, usage is metered; ends with a summary.
+    Demo(demo::Args),
+    /// Runs the control plane and its HTTP endpoints from the configuration until Ctrl-C.
+    Serve,
+    /// Measures the hot path (breaker, chaos check, meter record) with percentiles.
+    Bench(bench::Args),
+    /// Lists or stops chaos on a running instance.
+    Chaos {
+        #[command(subcommand)]
+        action: chaos::Action,
+        /// The instance's HTTP address.
+        #[arg(
+            long,
+            global = true,
+            default_value = "http://127.0.0.1:9090",
+            env = "RESILIENCE_URL"
+        )]
+        url: String,
+    },
+}
+
+/// Parses durations like `20s`, `1m30s`, `500ms`.
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e} (e.g. 20s, 1m, 500ms)"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(args) => demo::run(cli.config.as_deref(), args).await,
+            Command::Serve => serve::run(cli.config.as_deref()).await,
+            Command::Bench(args) => bench::run(&args),
+            Command::Chaos { action, url } => chaos::run(action, &url).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            let mut source = err.source();
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a command can fail with.
+pub(crate) type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,96 @@
+//! `resilience serve`: the control plane and its HTTP endpoints, from the configuration, until
+//! Ctrl-C or SIGTERM.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use resilience_control::health::PagerDutySink;
+use resilience_control::{ControlPlane, ResilienceConfig, http};
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::wiring;
+
+pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
+    let config = ResilienceConfig::load(config_path)?;
+    let sink = wiring::choose_sink(&config, false).await;
+    let parts = wiring::assemble(&config, config.chaos_config()?, sink).await?;
+    let mut builder = ControlPlane::builder()
+        .registry(parts.registry.clone())
+        .governance(config.constitutional_hash)
+        .health(config.health_config()?)
+        .recovery(config.recovery_config()?)
+        .chaos(parts.chaos.clone())
+        .metering(parts.flusher.clone());
+    if let Some(key) = &config.health.pagerduty_routing_key {
+        let mut sink = PagerDutySink::new(key, config.namespace.clone());
+        if let Some(url) = &config.health.pagerduty_url {
+            sink = sink.url(url);
+        }
+        builder = builder.alerts(Arc::new(sink));
+    }
+    let control = builder.spawn()?;
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (http.listen): {e}", config.http.listen))?;
+    let address = listener.local_addr()?;
+    println!(
+        "resilience serving on http://{address}  (governance {})",
+        config.constitutional_hash
+    );
+    println!("  breakers: {}", parts.registry.len());
+    println!("  metering: {}", parts.destination);
+    println!(
+        "  chaos:    {}",
+        if parts.chaos.is_enabled() {
+            "enabled"
+        } else {
+            "disabled (chaos.enabled / CHAOS_ENABLED)"
+        }
+    );
+    println!(
+        "  endpoints: /metrics /health/live /health/ready /health/startup /health /breakers /recovery /chaos /metering"
+    );
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(http::serve(listener, control.clone(), stop.clone()));
+    shutdown_signal().await;
+    println!("shutting down: stopping loops, flushing metering");
+    control.shutdown().await?;
+    stop.cancel();
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(join)) => return Err(join.into()),
+        Err(_) => eprintln!("HTTP connections still open after 5 s; leaving them"),
+    }
+    let ledger = parts.flusher.ledger();
+    println!(
+        "metering: {} accepted, {} flushed, {} spooled, {} refused",
+        ledger.accepted,
+        ledger.flushed,
+        ledger.spooled,
+        ledger.refused_full + ledger.refused_closed
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,258 @@
+//! The `resilience` binary as a user runs it: the demo end to end (JSONL metering, health
+//! falling and recovering, a summary with percentiles), `serve` answering HTTP and `chaos
+//! list|stop` against it, a graceful SIGTERM, `bench`, and clear errors for bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on bad setup
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::TempDir;
+
+fn resilience(dir: &TempDir) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_resilience"));
+    command.current_dir(&dir.0);
+    // The machine's own settings must not leak into the test.
+    for variable in [
+        "REDIS_URL",
+        "METERING_ENABLED",
+        "HEALTH_CHECK_INTERVAL_SECONDS",
+        "RECOVERY_MAX_RETRY_ATTEMPTS",
+        "CHAOS_MAX_DURATION_SECONDS",
+        "CHAOS_ENABLED",
+        "CONSTITUTIONAL_HASH",
+        "RESILIENCE_CONFIG",
+        "RESILIENCE_URL",
+        "RESILIENCE_HTTP_LISTEN",
+        "RESILIENCE_NAMESPACE",
+    ] {
+        command.env_remove(variable);
+    }
+    command
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_demo_runs_an_outage_and_recovery_and_meters_every_call() {
+    let dir = TempDir::new("cli-demo");
+    let output = resilience(&dir)
+        .args([
+            "demo",
+            "--duration",
+            "8s",
+            "--every",
+            "500ms",
+            "--sink",
+            "jsonl",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for expected in [
+        "metering:     JSONL file resilience-usage.jsonl",
+        "chaos for",
+        "HEALTHY → CRITICAL",
+        "summary after",
+        "final HEALTHY",
+        "total resilience overhead per call",
+        "p99.9",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    // Every accepted event is in the file, once.
+    let summary = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("metering "))
+        .unwrap();
+    let flushed: u64 = summary
+        .split("flushed ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let lines = std::fs::read_to_string(dir.0.join("resilience-usage.jsonl"))
+        .unwrap()
+        .lines()
+        .count() as u64;
+    assert!(flushed > 1_000, "{summary}");
+    assert_eq!(lines, flushed, "{summary}");
+    assert!(summary.contains("refused 0"), "{summary}");
+}
+
+#[test]
+fn serve_answers_http_and_chaos_commands_then_stops_on_sigterm() {
+    let dir = TempDir::new("cli-serve");
+    std::fs::write(
+        dir.0.join("resilience.toml"),
+        "[http]\nlisten = \"127.0.0.1:0\"\n[chaos]\nenabled = true\n[[breakers]]\nname = \"payments\"\n",
+    )
+    .unwrap();
+    let mut child = resilience(&dir)
+        .args(["serve", "--config", "resilience.toml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+
+    let chaos = |action: &str| {
+        let output = resilience(&dir)
+            .args(["chaos", action, "--url", &url])
+            .output()
+            .unwrap();
+        let (out, err) = text(&output);
+        assert!(output.status.success(), "chaos {action}: {out}\n{err}");
+        out
+    };
+    let list = chaos("list");
+    assert!(
+        list.contains("chaos: enabled") && list.contains("no active scenarios"),
+        "{list}"
+    );
+    let stop = chaos("stop");
+    assert!(stop.contains("emergency stop"), "{stop}");
+    assert!(chaos("list").contains("EMERGENCY-STOPPED"));
+    chaos("resume");
+    assert!(!chaos("list").contains("EMERGENCY-STOPPED"));
+
+    let ready = reqwest::blocking_get(&format!("{url}/health/ready"));
+    assert_eq!(ready, 200);
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(status.success(), "{status:?}\n{rest}");
+    assert!(rest.contains("shutting down"), "{rest}");
+}
+
+/// A tiny blocking GET (the tests avoid pulling in reqwest's blocking feature).
+mod reqwest {
+    pub(super) fn blocking_get(url: &str) -> u16 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async { ::reqwest::get(url).await.unwrap().status().as_u16() })
+    }
+}
+
+#[test]
+fn a_bad_configuration_is_refused_naming_the_key_and_value() {
+    let dir = TempDir::new("cli-bad");
+    std::fs::write(dir.0.join("bad.toml"), "[recovery]\nmultiplier = 0.5\n").unwrap();
+    let output = resilience(&dir)
+        .args(["serve", "-c", "bad.toml"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("recovery.multiplier = 0.5"), "{stderr}");
+
+    let output = resilience(&dir)
+        .args(["demo", "--duration", "8s"])
+        .env("HEALTH_CHECK_INTERVAL_SECONDS", "often")
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr.contains("HEALTH_CHECK_INTERVAL_SECONDS=\"often\""),
+        "{stderr}"
+    );
+
+    let output = resilience(&dir)
+        .args(["demo", "--duration", "soon"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "a usage error");
+    assert!(
+        stderr.contains("--duration") && stderr.contains("soon"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn chaos_commands_say_when_nothing_answers() {
+    let dir = TempDir::new("cli-nothing");
+    let port = support::free_port();
+    let output = resilience(&dir)
+        .args([
+            "chaos",
+            "list",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr.contains("no resilience instance answers"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bench_reports_percentiles_for_each_hot_path() {
+    let dir = TempDir::new("cli-bench");
+    let output = resilience(&dir)
+        .args(["bench", "--per-case", "50ms"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    for row in [
+        "breaker CLOSED: try_acquire + success",
+        "breaker OPEN: rejection",
+        "chaos check, nothing armed",
+        "meter record (128-byte event)",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(row))
+            .unwrap_or_else(|| panic!("no {row:?} in {stdout}"));
+        let p50: f64 = line[line.find(row).unwrap() + row.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(p50 > 0.0 && p50 < 10_000.0, "{line}");
+    }
+}
