@@ -56,6 +56,7 @@ pub mod health;
 pub mod http;
 pub mod metering;
 pub mod recovery;
+mod setters;
 mod source;
 mod task;
 

@@ -105,76 +105,6 @@ impl ChaosConfig {
         Ok(config)
     }
 
-    /// Allow (or refuse) chaos.
-    #[must_use]
-    pub fn enabled(mut self, enabled: bool) -> Self {
-        self.enabled = enabled;
-        self
-    }
-
-    /// The longest scenario.
-    #[must_use]
-    pub fn max_duration(mut self, max: Duration) -> Self {
-        self.max_duration = max;
-        self
-    }
-
-    /// The duration of scenarios started without one.
-    #[must_use]
-    pub fn default_duration(mut self, duration: Duration) -> Self {
-        self.default_duration = duration;
-        self
-    }
-
-    /// The longest wait between sweeps.
-    #[must_use]
-    pub fn sweep_interval(mut self, every: Duration) -> Self {
-        self.sweep_interval = every;
-        self
-    }
-
-    /// Busy threads at CPU level 1.0.
-    #[must_use]
-    pub fn cpu_threads(mut self, threads: usize) -> Self {
-        self.cpu_threads = threads;
-        self
-    }
-
-    /// Ballast at MEMORY level 1.0.
-    #[must_use]
-    pub fn memory_max_bytes(mut self, bytes: usize) -> Self {
-        self.memory_max_bytes = bytes;
-        self
-    }
-
-    /// Connection slots.
-    #[must_use]
-    pub fn connections(mut self, slots: usize) -> Self {
-        self.connections = slots;
-        self
-    }
-
-    /// Paced disk bandwidth at level 0.
-    #[must_use]
-    pub fn disk_io_bytes_per_sec(mut self, rate: u64) -> Self {
-        self.disk_io_bytes_per_sec = rate;
-        self
-    }
-
-    /// Paced network bandwidth at level 0.
-    #[must_use]
-    pub fn network_bytes_per_sec(mut self, rate: u64) -> Self {
-        self.network_bytes_per_sec = rate;
-        self
-    }
-
-    /// Governance tag.
-    #[must_use]
-    pub fn governance(mut self, hash: GovernanceHash) -> Self {
-        self.governance = hash;
-        self
-    }
-
     /// The limits scenarios are checked against (the table's own limits apply too).
     ///
     /// # Errors
@@ -247,3 +177,26 @@ impl ChaosConfig {
         Ok(())
     }
 }
+
+crate::setters::setters!(ChaosConfig {
+    /// Allow (or refuse) chaos.
+    enabled: bool;
+    /// The longest scenario.
+    max_duration: Duration;
+    /// The duration of scenarios started without one.
+    default_duration: Duration;
+    /// The longest wait between sweeps.
+    sweep_interval: Duration;
+    /// Busy threads at CPU level 1.0.
+    cpu_threads: usize;
+    /// Ballast at MEMORY level 1.0.
+    memory_max_bytes: usize;
+    /// Connection slots.
+    connections: usize;
+    /// Paced disk bandwidth at level 0.
+    disk_io_bytes_per_sec: u64;
+    /// Paced network bandwidth at level 0.
+    network_bytes_per_sec: u64;
+    /// Governance tag.
+    governance: GovernanceHash;
+});

@@ -50,45 +50,10 @@ impl Default for HealthConfig {
 }
 
 impl HealthConfig {
-    /// The sampling interval.
-    #[must_use]
-    pub fn interval(mut self, every: Duration) -> Self {
-        self.interval = every;
-        self
-    }
-
-    /// Snapshots kept.
-    #[must_use]
-    pub fn history(mut self, n: usize) -> Self {
-        self.history = n;
-        self
-    }
-
-    /// What each breaker state is worth.
-    #[must_use]
-    pub fn weights(mut self, weights: HealthWeights) -> Self {
-        self.weights = weights;
-        self
-    }
-
-    /// Where HEALTHY and DEGRADED begin.
-    #[must_use]
-    pub fn thresholds(mut self, thresholds: HealthThresholds) -> Self {
-        self.thresholds = thresholds;
-        self
-    }
-
     /// Dedup key of the CRITICAL alert.
     #[must_use]
     pub fn alert_dedup_key(mut self, key: impl Into<String>) -> Self {
         self.alert_dedup_key = key.into();
-        self
-    }
-
-    /// Governance tag.
-    #[must_use]
-    pub fn governance(mut self, hash: GovernanceHash) -> Self {
-        self.governance = hash;
         self
     }
 
@@ -115,6 +80,19 @@ impl HealthConfig {
         self.thresholds.validate()
     }
 }
+
+crate::setters::setters!(HealthConfig {
+    /// The sampling interval.
+    interval: Duration;
+    /// Snapshots kept.
+    history: usize;
+    /// What each breaker state is worth.
+    weights: HealthWeights;
+    /// Where HEALTHY and DEGRADED begin.
+    thresholds: HealthThresholds;
+    /// Governance tag.
+    governance: GovernanceHash;
+});
 
 /// One breaker in a report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

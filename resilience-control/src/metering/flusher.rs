@@ -101,38 +101,10 @@ impl Default for MeteringConfig {
 }
 
 impl MeteringConfig {
-    /// The flush interval.
-    #[must_use]
-    pub fn flush_interval(mut self, every: Duration) -> Self {
-        self.flush_interval = every;
-        self
-    }
-
-    /// The batch size that triggers a flush.
-    #[must_use]
-    pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n;
-        self
-    }
-
-    /// The largest write.
-    #[must_use]
-    pub fn max_batch(mut self, n: usize) -> Self {
-        self.max_batch = n;
-        self
-    }
-
     /// The spool directory.
     #[must_use]
     pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spool_dir = dir.into();
-        self
-    }
-
-    /// The spool size bound.
-    #[must_use]
-    pub fn spool_max_bytes(mut self, bytes: u64) -> Self {
-        self.spool_max_bytes = bytes;
         self
     }
 
@@ -147,13 +119,6 @@ impl MeteringConfig {
     #[must_use]
     pub fn instance(mut self, name: impl Into<String>) -> Self {
         self.instance = name.into();
-        self
-    }
-
-    /// Governance tag.
-    #[must_use]
-    pub fn governance(mut self, hash: GovernanceHash) -> Self {
-        self.governance = hash;
         self
     }
 
@@ -213,6 +178,19 @@ impl MeteringConfig {
         Ok(())
     }
 }
+
+crate::setters::setters!(MeteringConfig {
+    /// The flush interval.
+    flush_interval: Duration;
+    /// The batch size that triggers a flush.
+    batch_size: usize;
+    /// The largest write.
+    max_batch: usize;
+    /// The spool size bound.
+    spool_max_bytes: u64;
+    /// Governance tag.
+    governance: GovernanceHash;
+});
 
 /// Where every event stands, end to end. In every snapshot:
 ///

@@ -132,48 +132,6 @@ impl Default for RecoveryConfig {
 }
 
 impl RecoveryConfig {
-    /// The policy for services without one of their own.
-    #[must_use]
-    pub fn default_policy(mut self, policy: RecoveryPolicy) -> Self {
-        self.default_policy = policy;
-        self
-    }
-
-    /// The priority for services scheduled without one.
-    #[must_use]
-    pub fn default_priority(mut self, priority: u8) -> Self {
-        self.default_priority = priority;
-        self
-    }
-
-    /// Attempts running at once.
-    #[must_use]
-    pub fn max_concurrent(mut self, n: usize) -> Self {
-        self.max_concurrent = n;
-        self
-    }
-
-    /// Results kept.
-    #[must_use]
-    pub fn history(mut self, n: usize) -> Self {
-        self.history = n;
-        self
-    }
-
-    /// Whether opening breakers with a health check get a recovery scheduled.
-    #[must_use]
-    pub fn auto_schedule(mut self, on: bool) -> Self {
-        self.auto_schedule = on;
-        self
-    }
-
-    /// Governance tag.
-    #[must_use]
-    pub fn governance(mut self, hash: GovernanceHash) -> Self {
-        self.governance = hash;
-        self
-    }
-
     /// Checks every field.
     ///
     /// # Errors
@@ -194,6 +152,21 @@ impl RecoveryConfig {
         Ok(())
     }
 }
+
+crate::setters::setters!(RecoveryConfig {
+    /// The policy for services without one of their own.
+    default_policy: RecoveryPolicy;
+    /// The priority for services scheduled without one.
+    default_priority: u8;
+    /// Attempts running at once.
+    max_concurrent: usize;
+    /// Results kept.
+    history: usize;
+    /// Whether opening breakers with a health check get a recovery scheduled.
+    auto_schedule: bool;
+    /// Governance tag.
+    governance: GovernanceHash;
+});
 
 /// Why a recovery request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

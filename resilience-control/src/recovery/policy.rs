@@ -89,48 +89,6 @@ impl RecoveryPolicy {
         }
     }
 
-    /// Attempts before giving up.
-    #[must_use]
-    pub fn max_retries(mut self, n: u32) -> Self {
-        self.max_retries = n;
-        self
-    }
-
-    /// Growth per attempt for exponential backoff.
-    #[must_use]
-    pub fn multiplier(mut self, m: f64) -> Self {
-        self.multiplier = m;
-        self
-    }
-
-    /// Delay before the first attempt.
-    #[must_use]
-    pub fn initial_delay(mut self, d: Duration) -> Self {
-        self.initial_delay = d;
-        self
-    }
-
-    /// Cap on any delay.
-    #[must_use]
-    pub fn max_delay(mut self, d: Duration) -> Self {
-        self.max_delay = d;
-        self
-    }
-
-    /// Spread each delay by ±this fraction.
-    #[must_use]
-    pub fn jitter(mut self, fraction: f64) -> Self {
-        self.jitter = fraction;
-        self
-    }
-
-    /// Limit on one health check.
-    #[must_use]
-    pub fn health_check_timeout(mut self, d: Duration) -> Self {
-        self.health_check_timeout = d;
-        self
-    }
-
     /// Checks every field.
     ///
     /// # Errors
@@ -208,3 +166,18 @@ impl RecoveryPolicy {
             .min(self.max_delay)
     }
 }
+
+crate::setters::setters!(RecoveryPolicy {
+    /// Attempts before giving up.
+    max_retries: u32;
+    /// Growth per attempt for exponential backoff.
+    multiplier: f64;
+    /// Delay before the first attempt.
+    initial_delay: Duration;
+    /// Cap on any delay.
+    max_delay: Duration;
+    /// Spread each delay by ±this fraction.
+    jitter: f64;
+    /// Limit on one health check.
+    health_check_timeout: Duration;
+});

@@ -27,6 +27,20 @@ pub fn available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Whether a test may start `redis-server`: yes where it is installed; where it is not, the
+/// test skips (saying so), except under CI, where that is a failure.
+fn runnable() -> bool {
+    if available() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "redis-server is required under CI"
+    );
+    eprintln!("skipping: no redis-server on this machine");
+    false
+}
+
 /// A port nothing listens on right now. (Binding port 0 picks one; `redis-server --port 0`
 /// would instead disable TCP.)
 pub fn free_port() -> u16 {
@@ -57,15 +71,7 @@ impl RedisServer {
     /// Starts a server on a free port, or returns `None` (after saying so) where there is no
     /// `redis-server` and CI is not set.
     pub fn start() -> Option<RedisServer> {
-        if !available() {
-            assert!(
-                std::env::var("CI").is_err(),
-                "redis-server is required under CI"
-            );
-            eprintln!("skipping: no redis-server on this machine");
-            return None;
-        }
-        Some(Self::start_on(free_port()))
+        runnable().then(|| Self::start_on(free_port()))
     }
 
     /// Starts a server on `port`.
@@ -84,12 +90,7 @@ impl RedisServer {
     /// Starts a server that keeps every acknowledged write across a kill (append-only file,
     /// fsync on every write), so a test can kill and restart it and still see earlier data.
     pub fn start_durable(dir: &std::path::Path) -> Option<RedisServer> {
-        if !available() {
-            assert!(
-                std::env::var("CI").is_err(),
-                "redis-server is required under CI"
-            );
-            eprintln!("skipping: no redis-server on this machine");
+        if !runnable() {
             return None;
         }
         let mut server = RedisServer {
