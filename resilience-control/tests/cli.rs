@@ -60,7 +60,8 @@ fn the_demo_runs_an_outage_and_recovery_and_meters_every_call() {
     for expected in [
         "metering:     JSONL file resilience-usage.jsonl",
         "chaos for",
-        "HEALTHY → CRITICAL",
+        // Straight to CRITICAL, or through DEGRADED when the breakers open in different samples.
+        "→ CRITICAL",
         "summary after",
         "final HEALTHY",
         "total resilience overhead per call",
