@@ -68,14 +68,18 @@ mod sync;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 
 #[cfg(feature = "slow-call-timing")]
 pub use breaker::SlowCallPolicy;
 pub use breaker::config;
 pub use breaker::{
     BreakerConfig, BreakerConfigBuilder, BreakerId, BreakerRegistry, BreakerSnapshot, CallError,
-    CallTotals, CircuitBreaker, CircuitBreakerBuilder, ForcedOpen, Outcome, Permit, RegistryError,
-    RejectReason, Rejected, SlidingWindow, State, WindowCounts,
+    CallFuture, CallTotals, CircuitBreaker, CircuitBreakerBuilder, Classify, ErrorsAreFailures,
+    ForcedOpen, HeldPermit, Outcome, OwnedPermit, Permit, RegistryError, RejectReason, Rejected,
+    SlidingWindow, State, WindowCounts,
 };
 pub use chaos::{ChaosPoint, Fault, FaultTable};
 #[cfg(any(test, feature = "test-util"))]

@@ -194,3 +194,71 @@ fn metering_is_allocation_free() {
         assert!(full.record(event).is_err())
     });
 }
+
+/// Polls `future` once with a no-op waker; the futures here are ready at once.
+fn poll_ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => panic!("future not ready"),
+    }
+}
+
+#[test]
+fn async_calls_are_allocation_free() {
+    let clock = ManualClock::new();
+    let b = breaker(&clock, None);
+    assert_no_alloc("call_async, closed success", || {
+        poll_ready(b.call_async(|| async { Ok::<_, ()>(1) })).unwrap();
+    });
+    let shared = Arc::new(breaker(&clock, None));
+    assert_no_alloc("owned permit, closed success", || {
+        shared.try_acquire_owned().unwrap().success()
+    });
+    shared.force_open();
+    assert_no_alloc("call_async, rejected", || {
+        assert!(poll_ready(shared.call_async(|| async { Ok::<_, ()>(1) })).is_err());
+    });
+}
+
+#[cfg(feature = "tower")]
+#[test]
+fn tower_layers_are_allocation_free() {
+    use resilience_core::FaultTable;
+    use resilience_core::meter::MeterRing;
+    use resilience_core::tower::{ChaosLayer, CircuitBreakerLayer, MeteringLayer};
+    use tower::{Layer, Service, service_fn};
+
+    let clock = ManualClock::new();
+    let echo = service_fn(|n: u32| std::future::ready(Ok::<_, ()>(n)));
+    let b = Arc::new(breaker(&clock, None));
+    let mut guarded = CircuitBreakerLayer::new(b.clone()).layer(echo);
+    assert_no_alloc("breaker layer, closed", || {
+        assert_eq!(poll_ready(guarded.call(7)), Ok(7));
+    });
+
+    let table = Arc::new(FaultTable::builder().clock(clock.clone()).build().unwrap());
+    let point = table.point("echo").unwrap();
+    let mut chaotic = ChaosLayer::new(table, point, |_| std::future::ready(())).layer(echo);
+    assert_no_alloc("chaos layer, nothing armed", || {
+        assert_eq!(poll_ready(chaotic.call(7)), Ok(7));
+    });
+
+    let ring = Arc::new(MeterRing::with_clock(1 << 20, clock.clone(), Default::default()).unwrap());
+    let mut metered = MeteringLayer::new(
+        ring.clone(),
+        |_: &u32| Some("tenant"),
+        |_: &u32| Some("agent"),
+    )
+    .layer(echo);
+    assert_no_alloc("metering layer", || {
+        assert_eq!(poll_ready(metered.call(7)), Ok(7));
+    });
+    assert!(ring.pending() > CALLS as u64);
+
+    b.force_open();
+    assert_no_alloc("breaker layer, rejected", || {
+        assert!(poll_ready(guarded.call(7)).is_err());
+    });
+}

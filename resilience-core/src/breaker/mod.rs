@@ -1,5 +1,6 @@
 //! The circuit breaker: state machine, configuration, permits, windows and the registry.
 
+mod call_future;
 mod circuit;
 pub mod config;
 #[cfg(all(test, resilience_loom))]
@@ -14,11 +15,12 @@ use core::fmt;
 // Breaker ids come from a process-global counter in a `static` (not a modelled protocol).
 use core::sync::atomic::{AtomicU32, Ordering};
 
+pub use call_future::{CallFuture, Classify, ErrorsAreFailures, HeldPermit};
 pub use circuit::{CircuitBreaker, CircuitBreakerBuilder, ForcedOpen};
 #[cfg(feature = "slow-call-timing")]
 pub use config::SlowCallPolicy;
 pub use config::{BreakerConfig, BreakerConfigBuilder, SlidingWindow};
-pub use permit::{CallError, Outcome, Permit, RejectReason, Rejected};
+pub use permit::{CallError, Outcome, OwnedPermit, Permit, RejectReason, Rejected};
 pub use registry::{BreakerRegistry, RegistryError};
 pub use snapshot::{BreakerSnapshot, CallTotals};
 pub use state::State;

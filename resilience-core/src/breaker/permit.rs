@@ -3,6 +3,7 @@
 use core::fmt;
 use core::mem::ManuallyDrop;
 use core::time::Duration;
+use std::sync::Arc;
 
 use crate::clock::{Clock, CoarseClock};
 use crate::governance::GovernanceHash;
@@ -51,6 +52,27 @@ impl<'a, C: Clock> Permit<'a, C> {
             ticket,
             #[cfg(feature = "slow-call-timing")]
             started: breaker.start_timing(),
+        }
+    }
+
+    /// The permit as plain data, without running its `Drop` (for [`OwnedPermit`]).
+    #[inline(always)]
+    pub(crate) fn into_raw(self) -> RawPermit {
+        let this = ManuallyDrop::new(self);
+        RawPermit {
+            ticket: this.ticket,
+            #[cfg(feature = "slow-call-timing")]
+            started: this.started,
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn from_raw(breaker: &'a CircuitBreaker<C>, raw: RawPermit) -> Self {
+        Permit {
+            breaker,
+            ticket: raw.ticket,
+            #[cfg(feature = "slow-call-timing")]
+            started: raw.started,
         }
     }
 
@@ -112,6 +134,14 @@ impl<'a, C: Clock> Permit<'a, C> {
     }
 }
 
+/// A permit's data without its breaker reference.
+#[derive(Clone, Copy)]
+pub(crate) struct RawPermit {
+    ticket: Ticket,
+    #[cfg(feature = "slow-call-timing")]
+    started: Option<Nanos>,
+}
+
 impl<C: Clock> Drop for Permit<'_, C> {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -125,6 +155,91 @@ impl<C: Clock> Drop for Permit<'_, C> {
 impl<C: Clock> fmt::Debug for Permit<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
+            .field("breaker", &self.breaker.id())
+            .field("state", &self.state())
+            .field("generation", &self.generation())
+            .finish()
+    }
+}
+
+/// A [`Permit`] that holds its breaker through an [`Arc`], for futures that must be `'static`
+/// (tower services, spawned tasks); from [`CircuitBreaker::try_acquire_owned`].
+///
+/// It reports and drops exactly as a [`Permit`] does: dropped without an outcome it releases
+/// its HALF_OPEN slot, dropped while the thread panics it counts as a failure, and an outcome
+/// from an earlier generation is ignored. The extra cost is the `Arc` clone taken on admission.
+#[must_use = "report the call's outcome with success(), failure() or ignore()"]
+pub struct OwnedPermit<C: Clock = CoarseClock> {
+    breaker: Arc<CircuitBreaker<C>>,
+    /// `None` once reported.
+    raw: Option<RawPermit>,
+}
+
+impl<C: Clock> OwnedPermit<C> {
+    #[inline(always)]
+    pub(crate) fn new(breaker: Arc<CircuitBreaker<C>>, permit: Permit<'_, C>) -> Self {
+        OwnedPermit {
+            raw: Some(permit.into_raw()),
+            breaker,
+        }
+    }
+
+    /// The call succeeded.
+    #[inline(always)]
+    pub fn success(self) {
+        self.record(Outcome::Success);
+    }
+
+    /// The call failed.
+    #[inline]
+    pub fn failure(self) {
+        self.record(Outcome::Failure);
+    }
+
+    /// The call should not count either way.
+    #[inline(always)]
+    pub fn ignore(self) {
+        self.record(Outcome::Ignore);
+    }
+
+    /// Reports `outcome`.
+    #[inline]
+    pub fn record(mut self, outcome: Outcome) {
+        if let Some(raw) = self.raw.take() {
+            Permit::from_raw(&self.breaker, raw).record(outcome);
+        }
+    }
+
+    /// The state the call was admitted in: `Closed`, `HalfOpen` (a probe) or `Disabled`.
+    pub fn state(&self) -> State {
+        self.raw
+            .map_or(State::Closed, |raw| Word(u64::from(raw.ticket)).state())
+    }
+
+    /// Generation of the breaker state this permit belongs to.
+    pub fn generation(&self) -> u32 {
+        self.raw
+            .map_or(0, |raw| Word(u64::from(raw.ticket)).generation())
+    }
+
+    /// The breaker that issued this permit.
+    pub fn breaker(&self) -> &Arc<CircuitBreaker<C>> {
+        &self.breaker
+    }
+}
+
+impl<C: Clock> Drop for OwnedPermit<C> {
+    fn drop(&mut self) {
+        // The borrowed permit's drop decides between release and (while panicking) failure.
+        if let Some(raw) = self.raw.take() {
+            drop(Permit::from_raw(&self.breaker, raw));
+        }
+    }
+}
+
+impl<C: Clock> fmt::Debug for OwnedPermit<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedPermit")
             .field("breaker", &self.breaker.id())
             .field("state", &self.state())
             .field("generation", &self.generation())

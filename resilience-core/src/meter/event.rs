@@ -189,9 +189,25 @@ impl UsageEvent {
         operation: Operation,
         tier: Tier,
     ) -> Result<Self, MeterError> {
-        Ok(UsageEvent {
-            tenant: InlineId::named("tenant", tenant)?,
-            agent: InlineId::named("agent", agent)?,
+        Ok(UsageEvent::from_ids(
+            InlineId::named("tenant", tenant)?,
+            InlineId::named("agent", agent)?,
+            operation,
+            tier,
+        ))
+    }
+
+    /// An event for ids already copied inline (no validation left to fail), with zero tokens,
+    /// zero latency and a compliance score of 1.
+    pub const fn from_ids(
+        tenant: InlineId,
+        agent: InlineId,
+        operation: Operation,
+        tier: Tier,
+    ) -> Self {
+        UsageEvent {
+            tenant,
+            agent,
             operation,
             tier,
             tokens: 0,
@@ -199,7 +215,7 @@ impl UsageEvent {
             compliance_score: 1.0,
             at: Nanos::ZERO,
             governance: GovernanceHash::DEFAULT,
-        })
+        }
     }
 
     /// Sets the tokens processed.

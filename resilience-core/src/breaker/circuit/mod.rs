@@ -7,6 +7,7 @@ mod outcome;
 pub use control::ForcedOpen;
 
 use core::fmt;
+use core::future::Future;
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
@@ -21,10 +22,11 @@ use crate::sync::{AtomicU64, Ordering};
 use core::time::Duration;
 
 use super::BreakerId;
+use super::call_future::{CallFuture, Classify, ErrorsAreFailures};
 use super::config::{
     BreakerConfig, BreakerConfigBuilder, SlidingWindow, forward_config_setters, rate_ppm,
 };
-use super::permit::{CallError, Outcome, Permit, RejectReason, Rejected};
+use super::permit::{CallError, Outcome, OwnedPermit, Permit, RejectReason, Rejected};
 use super::state::{CLOSED, DISABLED, HALF_OPEN, OPEN, State, Word};
 use super::window::Window;
 
@@ -394,6 +396,91 @@ impl<C: Clock> CircuitBreaker<C> {
         let now = self.clock.now();
         let elapsed = now.as_millis().wrapping_sub(admitted_ms) & STAMP_MS_MASK;
         (elapsed >= timeout).then_some(now)
+    }
+
+    /// [`try_acquire`](Self::try_acquire) for a breaker behind an [`Arc`]: the permit holds a
+    /// clone of it, so it can move into a `'static` future or another task.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](Self::try_acquire).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use resilience_core::CircuitBreaker;
+    ///
+    /// let breaker = Arc::new(CircuitBreaker::builder("search").build()?);
+    /// let permit = breaker.try_acquire_owned().expect("closed");
+    /// std::thread::spawn(move || permit.success()).join().unwrap();
+    /// assert_eq!(breaker.snapshot().totals.successes, 1);
+    /// # Ok::<(), resilience_core::ConfigError>(())
+    /// ```
+    #[inline(always)]
+    pub fn try_acquire_owned(self: &Arc<Self>) -> Result<OwnedPermit<C>, Rejected> {
+        let permit = self.try_acquire()?;
+        Ok(OwnedPermit::new(Arc::clone(self), permit))
+    }
+
+    /// Runs the future `f` makes if admitted; counts `Err` as a failure and `Ok` as a success.
+    ///
+    /// The permit is taken when `call_async` is called and held by the returned future.
+    /// Dropping the future before it completes (a timeout, a cancelled task) releases the permit
+    /// without counting, so a cancelled HALF_OPEN probe frees its slot at once; a panic while it
+    /// runs counts as a failure.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::Rejected`] without calling `f`, or [`CallError::Inner`] with its error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use resilience_core::{CallError, CircuitBreaker};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), resilience_core::ConfigError> {
+    /// let breaker = CircuitBreaker::builder("ledger").fail_max(1).build()?;
+    /// let failed = breaker.call_async(|| async { Err::<u32, _>("connection reset") }).await;
+    /// assert_eq!(failed, Err(CallError::Inner("connection reset")));
+    /// let shed = breaker.call_async(|| async { Ok::<_, &str>(7) }).await;
+    /// assert!(matches!(shed, Err(CallError::Rejected(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn call_async<F, Fut, T, E>(
+        &self,
+        f: F,
+    ) -> CallFuture<Fut, Permit<'_, C>, ErrorsAreFailures>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.call_async_with(ErrorsAreFailures, f)
+    }
+
+    /// [`call_async`](Self::call_async), counting the result as `classify` says.
+    ///
+    /// # Errors
+    ///
+    /// As [`call_async`](Self::call_async).
+    #[inline]
+    pub fn call_async_with<K, F, Fut, T, E>(
+        &self,
+        classify: K,
+        f: F,
+    ) -> CallFuture<Fut, Permit<'_, C>, K>
+    where
+        K: Classify<T, E>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        match self.try_acquire() {
+            Ok(permit) => CallFuture::admitted(f(), permit, classify),
+            Err(rejected) => CallFuture::rejected(rejected, classify),
+        }
     }
 
     /// Runs `f` if admitted; counts `Err` as a failure and `Ok` as a success.
