@@ -108,3 +108,31 @@ pub fn two_threads(iters: u64, call: &(dyn Fn() + Sync)) -> Duration {
         began.elapsed()
     })
 }
+
+/// Wall time for two threads to make `iters` calls each, each thread on its own value from
+/// `make` (e.g. a clone of a tower service sharing one breaker).
+pub fn two_threads_each<T: Send>(
+    iters: u64,
+    mut make: impl FnMut() -> T,
+    call: &(dyn Fn(&mut T) + Sync),
+) -> Duration {
+    let start = Barrier::new(2);
+    let (mut mine, mut theirs) = (make(), make());
+    std::thread::scope(|s| {
+        let other = s.spawn(|| {
+            start.wait();
+            for _ in 0..iters {
+                call(&mut theirs);
+            }
+        });
+        start.wait();
+        let began = Instant::now();
+        for _ in 0..iters {
+            call(&mut mine);
+        }
+        other
+            .join()
+            .unwrap_or_else(|_| panic!("bench thread panicked"));
+        began.elapsed()
+    })
+}

@@ -21,6 +21,9 @@
 //! * [`Permit`]: one admitted call; report [`success`](Permit::success),
 //!   [`failure`](Permit::failure) or [`ignore`](Permit::ignore), or drop it.
 //! * [`Rejected`]: a small `Copy` error with the [`RejectReason`] and when to retry.
+//! * [`CircuitBreaker::call_async`]: async calls through a breaker ([`CallFuture`]); a dropped
+//!   future releases its permit, a panic counts as a failure. [`OwnedPermit`] for `'static`
+//!   futures.
 //! * [`BreakerRegistry`]: named breakers, lock-free lookup, first configuration wins.
 //! * [`EventChannel`]: bounded lock-free channel of [`BreakerEvent`]s for the control plane.
 //! * [`FaultTable`] ([`chaos`]): armed chaos scenarios checked per call with
@@ -46,6 +49,8 @@
 //!
 //! * `slow-call-timing`: per-call timing and a slow-call-rate trip policy (the one per-call
 //!   clock read).
+//! * `tower`: [`tower`] middleware: `CircuitBreakerLayer`, `ChaosLayer` and `MeteringLayer`
+//!   (runtime-agnostic; injected latency waits on a timer you pass in).
 //! * `test-util`: [`ManualClock`] and the `testing` reference-model drivers (used by the fuzz
 //!   targets and the corpus-replay tests).
 #![cfg_attr(docsrs, feature(doc_cfg))]

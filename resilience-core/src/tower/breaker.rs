@@ -7,14 +7,50 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::breaker::{
-    CallError, CallFuture, CircuitBreaker, Classify, ErrorsAreFailures, OwnedPermit,
+    CallError, CallFuture, CircuitBreaker, Classify, ErrorsAreFailures, HeldPermit, OwnedPermit,
+    Permit, Rejected,
 };
 use crate::clock::{Clock, CoarseClock};
 
+/// How a service reaches its breaker: `Arc<CircuitBreaker>` (from a registry, the usual case)
+/// or `&'static CircuitBreaker` (a `static` or leaked breaker).
+///
+/// The response future must be `'static`, so it holds what this hands out: with an `Arc`, an
+/// [`OwnedPermit`] (one reference-count increment and decrement per call, a write to a line
+/// every thread shares); with a `&'static`, a plain [`Permit`], as cheap as the bare breaker.
+pub trait BreakerHandle: Clone {
+    /// The permit a call holds.
+    type Permit: HeldPermit;
+    /// Asks the breaker for a permit.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected`] when the breaker refuses the call.
+    fn acquire(&self) -> Result<Self::Permit, Rejected>;
+}
+
+impl<C: Clock> BreakerHandle for Arc<CircuitBreaker<C>> {
+    type Permit = OwnedPermit<C>;
+
+    #[inline(always)]
+    fn acquire(&self) -> Result<OwnedPermit<C>, Rejected> {
+        self.try_acquire_owned()
+    }
+}
+
+impl<C: Clock> BreakerHandle for &'static CircuitBreaker<C> {
+    type Permit = Permit<'static, C>;
+
+    #[inline(always)]
+    fn acquire(&self) -> Result<Permit<'static, C>, Rejected> {
+        self.try_acquire()
+    }
+}
+
 /// The future of a [`CircuitBreakerService`]: the inner response, or
 /// [`CallError::Rejected`] at once when the breaker refused the call.
-pub type ResponseFuture<F, K = ErrorsAreFailures, C = CoarseClock> =
-    CallFuture<F, OwnedPermit<C>, K>;
+pub type ResponseFuture<F, K = ErrorsAreFailures, B = Arc<CircuitBreaker<CoarseClock>>> =
+    CallFuture<F, <B as BreakerHandle>::Permit, K>;
 
 /// Wraps services in a [`CircuitBreakerService`] that asks `breaker` before every call.
 ///
@@ -50,15 +86,16 @@ pub type ResponseFuture<F, K = ErrorsAreFailures, C = CoarseClock> =
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug)]
-pub struct CircuitBreakerLayer<K = ErrorsAreFailures, C: Clock = CoarseClock> {
-    breaker: Arc<CircuitBreaker<C>>,
+#[derive(Clone, Debug)]
+pub struct CircuitBreakerLayer<B = Arc<CircuitBreaker<CoarseClock>>, K = ErrorsAreFailures> {
+    breaker: B,
     classify: K,
 }
 
-impl<C: Clock> CircuitBreakerLayer<ErrorsAreFailures, C> {
-    /// A layer guarded by `breaker`, counting `Ok` as success and `Err` as failure.
-    pub fn new(breaker: Arc<CircuitBreaker<C>>) -> Self {
+impl<B: BreakerHandle> CircuitBreakerLayer<B, ErrorsAreFailures> {
+    /// A layer guarded by `breaker` (an `Arc<CircuitBreaker>` or a `&'static CircuitBreaker`),
+    /// counting `Ok` as success and `Err` as failure.
+    pub fn new(breaker: B) -> Self {
         CircuitBreakerLayer {
             breaker,
             classify: ErrorsAreFailures,
@@ -66,10 +103,10 @@ impl<C: Clock> CircuitBreakerLayer<ErrorsAreFailures, C> {
     }
 }
 
-impl<K, C: Clock> CircuitBreakerLayer<K, C> {
+impl<B, K> CircuitBreakerLayer<B, K> {
     /// Counts results as `classify` says: which responses and errors are failures, which are
     /// ignored (a closure `Fn(&Result<Response, Error>) -> Outcome`, or any [`Classify`]).
-    pub fn classify<K2>(self, classify: K2) -> CircuitBreakerLayer<K2, C> {
+    pub fn classify<K2>(self, classify: K2) -> CircuitBreakerLayer<B, K2> {
         CircuitBreakerLayer {
             breaker: self.breaker,
             classify,
@@ -77,27 +114,18 @@ impl<K, C: Clock> CircuitBreakerLayer<K, C> {
     }
 
     /// The guarding breaker.
-    pub fn breaker(&self) -> &Arc<CircuitBreaker<C>> {
+    pub fn breaker(&self) -> &B {
         &self.breaker
     }
 }
 
-impl<K: Clone, C: Clock> Clone for CircuitBreakerLayer<K, C> {
-    fn clone(&self) -> Self {
-        CircuitBreakerLayer {
-            breaker: Arc::clone(&self.breaker),
-            classify: self.classify.clone(),
-        }
-    }
-}
-
-impl<S, K: Clone, C: Clock> Layer<S> for CircuitBreakerLayer<K, C> {
-    type Service = CircuitBreakerService<S, K, C>;
+impl<S, B: Clone, K: Clone> Layer<S> for CircuitBreakerLayer<B, K> {
+    type Service = CircuitBreakerService<S, B, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
         CircuitBreakerService {
             inner,
-            breaker: Arc::clone(&self.breaker),
+            breaker: self.breaker.clone(),
             classify: self.classify.clone(),
         }
     }
@@ -113,26 +141,16 @@ impl<S, K: Clone, C: Clock> Layer<S> for CircuitBreakerLayer<K, C> {
 ///
 /// Readiness is the inner service's: the breaker is consulted in `call`, where it costs one
 /// atomic load when CLOSED.
-#[derive(Debug)]
-pub struct CircuitBreakerService<S, K = ErrorsAreFailures, C: Clock = CoarseClock> {
+#[derive(Clone, Debug)]
+pub struct CircuitBreakerService<S, B = Arc<CircuitBreaker<CoarseClock>>, K = ErrorsAreFailures> {
     inner: S,
-    breaker: Arc<CircuitBreaker<C>>,
+    breaker: B,
     classify: K,
 }
 
-impl<S: Clone, K: Clone, C: Clock> Clone for CircuitBreakerService<S, K, C> {
-    fn clone(&self) -> Self {
-        CircuitBreakerService {
-            inner: self.inner.clone(),
-            breaker: Arc::clone(&self.breaker),
-            classify: self.classify.clone(),
-        }
-    }
-}
-
-impl<S, K, C: Clock> CircuitBreakerService<S, K, C> {
+impl<S, B, K> CircuitBreakerService<S, B, K> {
     /// The guarding breaker.
-    pub fn breaker(&self) -> &Arc<CircuitBreaker<C>> {
+    pub fn breaker(&self) -> &B {
         &self.breaker
     }
 
@@ -147,15 +165,15 @@ impl<S, K, C: Clock> CircuitBreakerService<S, K, C> {
     }
 }
 
-impl<S, Req, K, C> Service<Req> for CircuitBreakerService<S, K, C>
+impl<S, Req, B, K> Service<Req> for CircuitBreakerService<S, B, K>
 where
     S: Service<Req>,
+    B: BreakerHandle,
     K: Classify<S::Response, S::Error> + Clone,
-    C: Clock,
 {
     type Response = S::Response;
     type Error = CallError<S::Error>;
-    type Future = ResponseFuture<S::Future, K, C>;
+    type Future = ResponseFuture<S::Future, K, B>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -164,7 +182,7 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        match self.breaker.try_acquire_owned() {
+        match self.breaker.acquire() {
             Ok(permit) => {
                 CallFuture::admitted(self.inner.call(request), permit, self.classify.clone())
             }

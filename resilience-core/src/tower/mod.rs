@@ -43,7 +43,7 @@ mod breaker;
 mod chaos;
 mod metering;
 
-pub use breaker::{CircuitBreakerLayer, CircuitBreakerService, ResponseFuture};
+pub use breaker::{BreakerHandle, CircuitBreakerLayer, CircuitBreakerService, ResponseFuture};
 pub use chaos::{ChaosError, ChaosFuture, ChaosLayer, ChaosService, Sleep};
 pub use metering::{
     CountTokens, LatencyClock, MeteringFuture, MeteringLayer, MeteringService, NoTokens,
