@@ -52,6 +52,7 @@ mod config;
 mod control_plane;
 mod env;
 mod error;
+pub mod fleet;
 pub mod health;
 pub mod http;
 pub mod metering;

@@ -3,12 +3,12 @@
 use core::fmt;
 
 use resilience_core::{BreakerSnapshot, ConfigError, State};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::invalid;
 
 /// Overall status derived from the score.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HealthStatus {
     /// Score at or above the healthy threshold (0.7).
