@@ -24,6 +24,12 @@
 //! enabled = false
 //! max_duration_seconds = 300
 //!
+//! [fleet]                               # many instances acting as one, through redis_url
+//! enabled = false
+//! instance = "web-1"                     # default: the host name
+//! publish_seconds = 1.0
+//! quorum = 0.5
+//!
 //! [[breakers]]
 //! name = "payments"
 //! fail_max = 5
@@ -38,6 +44,16 @@ use resilience_core::{BreakerConfig, ConfigError, GovernanceHash, SlidingWindow}
 use serde::{Deserialize, Serialize};
 
 use crate::chaos::ChaosConfig;
+use crate::fleet::FleetConfig;
+
+/// The host name, or `instance-<pid>` where it cannot be read.
+fn default_instance() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("instance-{}", std::process::id()))
+}
 use crate::env::{self, EnvError, Lookup};
 use crate::health::HealthConfig;
 use crate::metering::MeteringConfig;
@@ -260,6 +276,41 @@ impl Default for ChaosSettings {
     }
 }
 
+/// Fleet mode: instances coordinating through Redis (`redis_url`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct FleetSettings {
+    /// Whether this instance joins its fleet (default false; `FLEET_ENABLED`).
+    pub enabled: bool,
+    /// This instance's unique name (default: the host name; `RESILIENCE_INSTANCE`).
+    pub instance: Option<String>,
+    /// How often it publishes and re-reads the fleet (default 1 s).
+    pub publish_seconds: f64,
+    /// How long a report stays live (default 5 s).
+    pub report_ttl_seconds: f64,
+    /// Share of reporting instances that must see a dependency OPEN (default 0.5).
+    pub quorum: f64,
+    /// Fewest reporting instances for a quorum (default 2).
+    pub min_reporting: u32,
+    /// Recovery lease length (default 10 s).
+    pub lease_seconds: f64,
+}
+
+impl Default for FleetSettings {
+    fn default() -> Self {
+        FleetSettings {
+            enabled: false,
+            instance: None,
+            publish_seconds: 1.0,
+            report_ttl_seconds: 5.0,
+            quorum: 0.5,
+            min_reporting: 2,
+            lease_seconds: 10.0,
+        }
+    }
+}
+
 /// A breaker created at start-up (the original's pre-initialised core services).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -331,6 +382,8 @@ pub struct ResilienceConfig {
     pub metering: MeteringSettings,
     /// Chaos engineering.
     pub chaos: ChaosSettings,
+    /// Fleet mode.
+    pub fleet: FleetSettings,
     /// Breakers to create at start-up.
     pub breakers: Vec<BreakerSettings>,
     /// Keys set by the environment, for error messages.
@@ -349,6 +402,7 @@ impl Default for ResilienceConfig {
             recovery: RecoverySettings::default(),
             metering: MeteringSettings::default(),
             chaos: ChaosSettings::default(),
+            fleet: FleetSettings::default(),
             breakers: Vec::new(),
             from_env: Vec::new(),
         }
@@ -440,6 +494,14 @@ impl ResilienceConfig {
         if let Some(on) = env::flag(lookup, "CHAOS_ENABLED")? {
             self.chaos.enabled = on;
         }
+        if let Some(on) = env::flag(lookup, "FLEET_ENABLED")? {
+            self.fleet.enabled = on;
+        }
+        if let Some(name) = env::parsed::<String>(lookup, "RESILIENCE_INSTANCE", "a name")? {
+            self.fleet.instance = Some(name);
+            self.from_env
+                .push(("fleet.instance", "RESILIENCE_INSTANCE"));
+        }
         if let Some(hash) =
             env::parsed::<GovernanceHash>(lookup, "CONSTITUTIONAL_HASH", "16 hexadecimal digits")?
         {
@@ -486,6 +548,7 @@ impl ResilienceConfig {
         self.recovery_config()?;
         self.metering_config()?;
         self.chaos_config()?;
+        self.fleet_config()?;
         let mut names = Vec::new();
         for (i, breaker) in self.breakers.iter().enumerate() {
             if names.contains(&breaker.name.as_str()) {
@@ -641,6 +704,60 @@ impl ResilienceConfig {
             .validate()
             .map_err(|e| self.located("chaos", &[], e))?;
         Ok(config)
+    }
+
+    /// The fleet settings, when fleet mode is on: `None` when off.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigLoadError::Invalid`] naming the key (`fleet.quorum`, ...) and value, or
+    /// `redis_url` when fleet mode is on without Redis.
+    pub fn fleet_config(&self) -> Result<Option<FleetConfig>, ConfigLoadError> {
+        let f = &self.fleet;
+        if !f.enabled {
+            return Ok(None);
+        }
+        let Some(url) = &self.redis_url else {
+            return Err(self.invalid(
+                "redis_url",
+                "unset".to_owned(),
+                "a Redis URL: fleet mode meets in Redis (REDIS_URL)",
+            ));
+        };
+        let seconds = |key: &str, value: f64| {
+            if value.is_finite() && value > 0.0 && value <= 3600.0 {
+                Ok(Duration::from_secs_f64(value))
+            } else {
+                Err(self.invalid(key, value.to_string(), "seconds in (0, 3600]"))
+            }
+        };
+        let instance = f.instance.clone().unwrap_or_else(default_instance);
+        let config = FleetConfig::new(instance)
+            .namespace(self.namespace.clone())
+            .redis_url(url.clone())
+            .publish_every(seconds("fleet.publish_seconds", f.publish_seconds)?)
+            .report_ttl(seconds("fleet.report_ttl_seconds", f.report_ttl_seconds)?)
+            .quorum(f.quorum)
+            .min_reporting(f.min_reporting)
+            .lease_ttl(seconds("fleet.lease_seconds", f.lease_seconds)?)
+            .governance(self.constitutional_hash);
+        config.validate().map_err(|e| match e {
+            crate::fleet::FleetError::Invalid {
+                field,
+                value,
+                expected,
+            } => {
+                let key = match field {
+                    "publish_every" => "fleet.publish_seconds".to_owned(),
+                    "report_ttl" => "fleet.report_ttl_seconds".to_owned(),
+                    "lease_ttl" => "fleet.lease_seconds".to_owned(),
+                    other => format!("fleet.{other}"),
+                };
+                self.invalid(&key, value, &expected)
+            }
+            other => self.invalid("fleet", other.to_string(), "valid fleet settings"),
+        })?;
+        Ok(Some(config))
     }
 
     /// The configured breakers, each with its validated configuration.

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chaos::ChaosEngine;
 use crate::error::{BuildError, ControlError, invalid};
+use crate::fleet::{Fleet, FleetMember, LeasedCheck};
 use crate::health::{AlertSink, HealthAggregator, HealthConfig};
 use crate::metering::MeteringFlusher;
 use crate::recovery::{HealthCheck, RecoveryConfig, RecoveryOrchestrator, RecoveryPolicy};
@@ -37,6 +38,7 @@ pub struct ControlPlaneBuilder {
     policies: Vec<(String, RecoveryPolicy)>,
     metering: Option<MeteringFlusher>,
     chaos: Option<ChaosEngine>,
+    fleet: Option<Fleet>,
     event_interval: Duration,
     tick: Option<(CoarseClock, Duration)>,
     grace: Duration,
@@ -100,6 +102,16 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// Makes this instance a member of `fleet`: it publishes its health and breakers, adopts
+    /// OPEN on a fleet quorum, obeys fleet chaos (with the chaos engine, if one is given), and
+    /// every registered health check runs under the fleet's recovery lease
+    /// ([`LeasedCheck`](crate::fleet::LeasedCheck)), so one instance at a time probes a
+    /// recovering dependency.
+    pub fn fleet(mut self, fleet: Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
     /// How often breaker events are drained (default 10 ms).
     pub fn event_interval(mut self, every: Duration) -> Self {
         self.event_interval = every;
@@ -151,6 +163,12 @@ impl ControlPlaneBuilder {
                 .governance()
                 .ensure_matches(expected, "chaos engine")?;
         }
+        if let Some(fleet) = &self.fleet {
+            fleet
+                .config()
+                .governance
+                .ensure_matches(expected, "fleet member")?;
+        }
         if self.event_interval < Duration::from_millis(1)
             || self.event_interval > Duration::from_secs(10)
         {
@@ -170,7 +188,13 @@ impl ControlPlaneBuilder {
             })?;
         }
         for (service, check) in self.checks {
-            recovery.register_health_check(&service, SharedCheck(check));
+            match &self.fleet {
+                Some(fleet) => recovery.register_health_check(
+                    &service,
+                    LeasedCheck::new(fleet.clone(), SharedCheck(check)),
+                ),
+                None => recovery.register_health_check(&service, SharedCheck(check)),
+            }
         }
         let ticker = match self.tick {
             Some((clock, every)) => Some(clock.start_ticker(every)?),
@@ -186,6 +210,7 @@ impl ControlPlaneBuilder {
             recovery: recovery.clone(),
             metering: self.metering.clone(),
             chaos: self.chaos.clone(),
+            fleet: self.fleet,
             transitions: Arc::clone(&transitions),
             events: events_tx.clone(),
             cancel: cancel.clone(),
@@ -254,6 +279,7 @@ struct Driver {
     recovery: RecoveryOrchestrator,
     metering: Option<MeteringFlusher>,
     chaos: Option<ChaosEngine>,
+    fleet: Option<Fleet>,
     transitions: Arc<Transitions>,
     events: broadcast::Sender<BreakerEvent>,
     cancel: CancellationToken,
@@ -308,6 +334,17 @@ async fn drive(d: Driver) -> Result<(), ControlError> {
         loops.spawn(named(
             "chaos",
             Box::pin(async move { engine.run(token).await }),
+        ));
+    }
+    if let Some(fleet) = d.fleet {
+        let mut member = FleetMember::new(fleet, Arc::clone(&d.source)).health(d.health.watch());
+        if let Some(engine) = d.chaos.clone() {
+            member = member.chaos(engine);
+        }
+        let token = d.cancel.child_token();
+        loops.spawn(named(
+            "fleet",
+            Box::pin(async move { member.run(token).await }),
         ));
     }
     tracing::info!(governance = %d.source.governance(), "control plane started");
@@ -488,6 +525,7 @@ impl ControlPlane {
     /// A builder with the defaults.
     pub fn builder() -> ControlPlaneBuilder {
         ControlPlaneBuilder {
+            fleet: None,
             source: None,
             governance: GovernanceHash::DEFAULT,
             health: HealthConfig::default(),

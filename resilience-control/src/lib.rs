@@ -31,13 +31,17 @@
 //! * [`metering`]: [`MeteringFlusher`](metering::MeteringFlusher) drains the core's meter ring
 //!   into Redis Streams (or JSONL), exactly once and in order, through a bounded disk spool
 //!   when Redis is down, with a ledger that accounts for every event.
+//! * [`fleet`]: many instances acting as one through Redis: fleet health with TTLs and silent
+//!   instances, OPEN adopted on a quorum, one recovery probe per dependency at a time (fenced
+//!   leases), fleet chaos and a fleet-wide emergency stop that late joiners obey
+//!   ([`ControlPlaneBuilder::fleet`]).
 //!
 //! * [`ResilienceConfig`]: one TOML file plus the environment (which wins), turned into each
 //!   component's validated settings; every bad value names the key or variable and the value.
 //! * [`http`]: `/metrics` (OpenMetrics), `/health/{live,ready,startup}`, JSON views and chaos
 //!   controls, on axum.
 //! * The `resilience` binary (feature `cli`, on by default): `demo`, `serve`, `bench`,
-//!   `chaos list|stop|resume`.
+//!   `chaos list|stop|resume` (one instance over HTTP, or `--fleet` through Redis).
 //!
 //! [`TokioClock`] puts the data plane on tokio's clock, so tests drive expiries, reset timeouts
 //! and recovery delays together with `tokio::time::pause()`.
@@ -63,7 +67,7 @@ mod task;
 
 pub use clock::TokioClock;
 pub use config::{
-    BreakerSettings, ChaosSettings, ConfigLoadError, HealthSettings, HttpSettings,
+    BreakerSettings, ChaosSettings, ConfigLoadError, FleetSettings, HealthSettings, HttpSettings,
     MeteringSettings, RecoverySettings, ResilienceConfig, StrategyName,
 };
 pub use control_plane::{ControlDriver, ControlPlane, ControlPlaneBuilder, TransitionCount};

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::TempDir;
+use support::{RedisServer, TempDir};
 
 fn resilience(dir: &TempDir) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_resilience"));
@@ -27,6 +27,8 @@ fn resilience(dir: &TempDir) -> Command {
         "RESILIENCE_URL",
         "RESILIENCE_HTTP_LISTEN",
         "RESILIENCE_NAMESPACE",
+        "RESILIENCE_INSTANCE",
+        "FLEET_ENABLED",
     ] {
         command.env_remove(variable);
     }
@@ -159,6 +161,83 @@ fn serve_answers_http_and_chaos_commands_then_stops_on_sigterm() {
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     assert!(status.success(), "{status:?}\n{rest}");
     assert!(rest.contains("shutting down"), "{rest}");
+}
+
+/// Starts `resilience serve` with `config` and returns the process and its HTTP address.
+fn serve(dir: &TempDir, config: &str) -> (std::process::Child, String) {
+    let mut child = resilience(dir)
+        .args(["serve", "--config", config])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    (child, url)
+}
+
+#[test]
+fn chaos_stop_with_fleet_stops_every_instance_through_redis() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let dir = TempDir::new("cli-fleet");
+    for name in ["a", "b"] {
+        std::fs::write(
+            dir.0.join(format!("{name}.toml")),
+            format!(
+                "redis_url = \"{}\"\nnamespace = \"clifleet\"\n[http]\nlisten = \"127.0.0.1:0\"\n[chaos]\nenabled = true\n[fleet]\nenabled = true\ninstance = \"{name}\"\npublish_seconds = 0.1\nreport_ttl_seconds = 1.0\n[[breakers]]\nname = \"payments\"\n",
+                redis.url()
+            ),
+        )
+        .unwrap();
+    }
+    let (mut a, url_a) = serve(&dir, "a.toml");
+    let (mut b, url_b) = serve(&dir, "b.toml");
+    let cli = |args: &[&str]| {
+        let output = resilience(&dir).args(args).output().unwrap();
+        let (out, err) = text(&output);
+        assert!(output.status.success(), "{args:?}: {out}\n{err}");
+        out
+    };
+    let eventually = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    eventually("both instances live", &|| {
+        cli(&["chaos", "list", "--fleet", "-c", "a.toml"]).contains("2 live instance(s)")
+    });
+
+    let stop = cli(&["chaos", "stop", "--fleet", "-c", "a.toml"]);
+    assert!(stop.contains("fleet emergency stop set"), "{stop}");
+    for url in [&url_a, &url_b] {
+        eventually("the instance to stop", &|| {
+            cli(&["chaos", "list", "--url", url]).contains("EMERGENCY-STOPPED")
+        });
+    }
+    assert!(cli(&["chaos", "list", "--fleet", "-c", "b.toml"]).contains("EMERGENCY-STOPPED"));
+
+    cli(&["chaos", "resume", "--fleet", "-c", "b.toml"]);
+    for url in [&url_a, &url_b] {
+        eventually("the instance to resume", &|| {
+            !cli(&["chaos", "list", "--url", url]).contains("EMERGENCY-STOPPED")
+        });
+    }
+    for child in [&mut a, &mut b] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 }
 
 /// A tiny blocking GET (the tests avoid pulling in reqwest's blocking feature).

@@ -288,3 +288,42 @@ fn a_missing_file_is_a_read_error_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn fleet_settings_come_from_the_file_and_the_environment() {
+    let none = |_: &str| None;
+    let off = ResilienceConfig::from_toml_str("", &none).unwrap();
+    assert!(
+        off.fleet_config().unwrap().is_none(),
+        "fleet mode is off by default"
+    );
+
+    let text = "redis_url = \"redis://10.0.0.5:6380\"\nnamespace = \"shop\"\n[fleet]\nenabled = true\ninstance = \"web-1\"\nquorum = 0.6\n";
+    let config = ResilienceConfig::from_toml_str(text, &none).unwrap();
+    let fleet = config.fleet_config().unwrap().unwrap();
+    assert_eq!(fleet.instance_name(), "web-1");
+
+    let env: HashMap<&str, &str> = [("RESILIENCE_INSTANCE", "web-2")].into();
+    let lookup = |k: &str| env.get(k).map(|v| (*v).to_owned());
+    let config = ResilienceConfig::from_toml_str(text, &lookup).unwrap();
+    assert_eq!(
+        config.fleet_config().unwrap().unwrap().instance_name(),
+        "web-2"
+    );
+
+    // Refused at load, naming what is wrong.
+    let env: HashMap<&str, &str> = [("FLEET_ENABLED", "true")].into();
+    let lookup = |k: &str| env.get(k).map(|v| (*v).to_owned());
+    let err = ResilienceConfig::from_toml_str("", &lookup).unwrap_err();
+    assert!(err.to_string().contains("redis_url"), "{err}");
+
+    let bad = "redis_url = \"redis://h\"\n[fleet]\nenabled = true\nquorum = 2.0\n";
+    let err = ResilienceConfig::from_toml_str(bad, &none).unwrap_err();
+    assert!(err.to_string().contains("fleet.quorum = 2"), "{err}");
+    let bad = "redis_url = \"redis://h\"\n[fleet]\nenabled = true\npublish_seconds = 10.0\n";
+    let err = ResilienceConfig::from_toml_str(bad, &none).unwrap_err();
+    assert!(
+        err.to_string().contains("fleet.report_ttl_seconds"),
+        "{err}"
+    );
+}

@@ -66,7 +66,7 @@ fn report(instance: &str, status: HealthStatus, score: f64) -> InstanceReport {
 /// One instance: a registry with the given breakers, a chaos engine, and its fleet member.
 struct Instance {
     registry: Arc<BreakerRegistry>,
-    engine: Arc<ChaosEngine>,
+    engine: ChaosEngine,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -78,13 +78,11 @@ impl Instance {
             registry.breaker(name).unwrap();
         }
         let table = Arc::new(FaultTable::builder().build().unwrap());
-        let engine = Arc::new(
-            ChaosEngine::builder(table)
-                .breakers(registry.clone())
-                .config(ChaosConfig::default().enabled(true))
-                .build()
-                .unwrap(),
-        );
+        let engine = ChaosEngine::builder(table)
+            .breakers(registry.clone())
+            .config(ChaosConfig::default().enabled(true))
+            .build()
+            .unwrap();
         let member =
             FleetMember::new(fleet(server, ns, name).await, registry.clone()).chaos(engine.clone());
         let cancel = CancellationToken::new();
@@ -461,4 +459,58 @@ async fn members_carry_on_through_a_redis_restart() {
     .await;
     assert!(!a.task.is_finished(), "the member survived the outage");
     a.stop().await;
+}
+
+#[tokio::test]
+async fn control_planes_in_a_fleet_probe_a_recovering_dependency_once() {
+    use resilience_control::ControlPlane;
+    use resilience_control::recovery::{RecoveryPolicy, RecoveryStrategy};
+
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let probes = Arc::new(AtomicUsize::new(0));
+    let mut planes = Vec::new();
+    let mut registries = Vec::new();
+    for name in ["a", "b", "c"] {
+        let registry = Arc::new(BreakerRegistry::new());
+        registry.breaker("db").unwrap();
+        let counted = probes.clone();
+        let plane = ControlPlane::builder()
+            .registry(registry.clone())
+            .fleet(fleet(&server, "planes", name).await)
+            .health_check("db", move |_service: String| {
+                let counted = counted.clone();
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok(())
+                }
+            })
+            .recovery_policy(
+                "db",
+                RecoveryPolicy::with_strategy(RecoveryStrategy::Immediate),
+            )
+            .spawn()
+            .unwrap();
+        planes.push(plane);
+        registries.push(registry);
+    }
+    for registry in &registries {
+        registry.get("db").unwrap().trip_open();
+    }
+    eventually("every instance to recover db", || {
+        registries
+            .iter()
+            .all(|r| r.get("db").unwrap().state() == State::Closed)
+    })
+    .await;
+    assert_eq!(
+        probes.load(Ordering::SeqCst),
+        1,
+        "one probe for three instances"
+    );
+    for plane in planes {
+        plane.shutdown().await.unwrap();
+    }
 }

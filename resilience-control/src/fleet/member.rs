@@ -27,7 +27,7 @@ pub struct FleetMember {
     fleet: Fleet,
     breakers: Arc<dyn BreakerSource>,
     health: Option<watch::Receiver<Arc<HealthReport>>>,
-    chaos: Option<Arc<ChaosEngine>>,
+    chaos: Option<ChaosEngine>,
     /// Dependencies this instance follows the fleet on, with the token to give them back.
     adopted: HashMap<String, (Arc<dyn ForceableBreaker>, ForcedOpen)>,
     /// Own-evidence states last published, to announce transitions.
@@ -72,7 +72,7 @@ impl FleetMember {
 
     /// Applies fleet chaos (scenarios, emergency stop) to this engine.
     #[must_use]
-    pub fn chaos(mut self, engine: Arc<ChaosEngine>) -> Self {
+    pub fn chaos(mut self, engine: ChaosEngine) -> Self {
         self.chaos = Some(engine);
         self
     }

@@ -1,6 +1,11 @@
-//! `resilience chaos list|stop` against a running instance's HTTP endpoints.
+//! `resilience chaos list|stop|resume` against a running instance's HTTP endpoints, or with
+//! `--fleet` against the whole fleet's state in Redis.
 
+use std::path::Path;
 use std::time::Duration;
+
+use resilience_control::ResilienceConfig;
+use resilience_control::fleet::{Fleet, FleetConfig};
 
 use clap::Subcommand;
 use serde_json::Value;
@@ -50,6 +55,70 @@ pub(crate) async fn run(action: Action, url: &str) -> Result<(), Error> {
             println!("chaos stays stopped until `resilience chaos resume`");
         }
         Action::Resume => println!("chaos resumed"),
+    }
+    Ok(())
+}
+
+pub(crate) async fn run_fleet(action: Action, config: Option<&Path>) -> Result<(), Error> {
+    let config = ResilienceConfig::load(config)?;
+    let url = config
+        .redis_url
+        .clone()
+        .ok_or("--fleet needs Redis: set REDIS_URL or redis_url in the configuration")?;
+    let operator = format!("resilience-cli-{}", std::process::id());
+    let fleet = Fleet::connect(
+        FleetConfig::new(operator.clone())
+            .namespace(config.namespace.clone())
+            .redis_url(url.clone())
+            .governance(config.constitutional_hash),
+    )
+    .await
+    .map_err(|e| format!("cannot reach the fleet at {url}: {e}"))?;
+    match action {
+        Action::Stop => {
+            fleet.emergency_stop(&operator).await?;
+            println!(
+                "fleet emergency stop set in {url} (namespace {}): every instance stops its chaos within one publish period, and instances started later start stopped",
+                config.namespace
+            );
+            println!("chaos stays stopped fleet-wide until `resilience chaos resume --fleet`");
+        }
+        Action::Resume => {
+            fleet.resume().await?;
+            println!("fleet chaos resumed");
+        }
+        Action::List => {
+            let health = fleet.fleet_health().await?;
+            let chaos = fleet.chaos_state().await?;
+            println!(
+                "fleet {}: {} live instance(s), worst {}, mean score {}",
+                config.namespace,
+                health.live(),
+                health.worst,
+                health
+                    .mean_score
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.2}"))
+            );
+            for silent in &health.silent {
+                println!("  silent: {}", silent.instance);
+            }
+            match &chaos.stopped {
+                Some(stop) => println!("chaos: EMERGENCY-STOPPED by {}", stop.by),
+                None => println!("chaos: running"),
+            }
+            if chaos.scenarios.is_empty() {
+                println!("no fleet scenarios");
+            }
+            for scenario in &chaos.scenarios {
+                println!(
+                    "  {:<32} {:<20} share {:.2}  left {:?}",
+                    scenario.name,
+                    scenario.target,
+                    scenario.share,
+                    scenario.remaining()
+                );
+            }
+        }
     }
     Ok(())
 }

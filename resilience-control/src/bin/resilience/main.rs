@@ -52,6 +52,11 @@ enum Command {
             env = "RESILIENCE_URL"
         )]
         url: String,
+        /// Act on the whole fleet through Redis (REDIS_URL or `redis_url` in the configuration,
+        /// and its namespace) instead of one instance: the stop is persisted, so instances
+        /// started later obey it too.
+        #[arg(long, global = true)]
+        fleet: bool,
     },
 }
 
@@ -84,7 +89,12 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(cli.config.as_deref(), args).await,
             Command::Serve => serve::run(cli.config.as_deref()).await,
             Command::Bench(args) => bench::run(&args),
-            Command::Chaos { action, url } => chaos::run(action, &url).await,
+            Command::Chaos {
+                action,
+                fleet: true,
+                ..
+            } => chaos::run_fleet(action, cli.config.as_deref()).await,
+            Command::Chaos { action, url, .. } => chaos::run(action, &url).await,
         }
     });
     match result {

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use resilience_control::fleet::Fleet;
 use resilience_control::health::PagerDutySink;
 use resilience_control::{ControlPlane, ResilienceConfig, http};
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,17 @@ pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
         .recovery(config.recovery_config()?)
         .chaos(parts.chaos.clone())
         .metering(parts.flusher.clone());
+    let fleet = match config.fleet_config()? {
+        Some(settings) => {
+            let name = settings.instance_name().to_owned();
+            let fleet = Fleet::connect(settings)
+                .await
+                .map_err(|e| format!("cannot join the fleet: {e}"))?;
+            builder = builder.fleet(fleet);
+            Some(name)
+        }
+        None => None,
+    };
     if let Some(key) = &config.health.pagerduty_routing_key {
         let mut sink = PagerDutySink::new(key, config.namespace.clone());
         if let Some(url) = &config.health.pagerduty_url {
@@ -40,6 +52,13 @@ pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
         config.constitutional_hash
     );
     println!("  breakers: {}", parts.registry.len());
+    match &fleet {
+        Some(name) => println!(
+            "  fleet:    instance {name} in namespace {} (chaos stop --fleet reaches it)",
+            config.namespace
+        ),
+        None => println!("  fleet:    off (fleet.enabled / FLEET_ENABLED)"),
+    }
     println!("  metering: {}", parts.destination);
     println!(
         "  chaos:    {}",
