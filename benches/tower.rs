@@ -69,6 +69,14 @@ fn request<S: Service<u32>>(service: &mut S) -> bool {
     }
 }
 
+/// A runtime to poll inside (tower-resilience needs a tokio context).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// A breaker for the process's lifetime, as a `static` would be.
 fn leaked() -> &'static CircuitBreaker {
     Box::leak(Box::new(setup::ours()))
@@ -88,10 +96,7 @@ fn peer_layer() -> PeerLayer {
 
 fn closed(c: &mut Criterion) {
     let _ticker = setup::ticker();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let _context = runtime.enter();
     let mut g = c.benchmark_group("tower layer, closed (ready + call + response)");
     g.throughput(Throughput::Elements(1));
@@ -138,10 +143,7 @@ fn closed(c: &mut Criterion) {
 
 fn open(c: &mut Criterion) {
     let _ticker = setup::ticker();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let _context = runtime.enter();
     let mut g = c.benchmark_group("tower layer, open (rejection)");
     g.throughput(Throughput::Elements(1));

@@ -103,20 +103,7 @@ fn serve_answers_http_and_chaos_commands_then_stops_on_sigterm() {
         "[http]\nlisten = \"127.0.0.1:0\"\n[chaos]\nenabled = true\n[[breakers]]\nname = \"payments\"\n",
     )
     .unwrap();
-    let mut child = resilience(&dir)
-        .args(["serve", "--config", "resilience.toml"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_owned();
+    let (mut child, url, mut stdout) = serve(&dir, "resilience.toml");
 
     let chaos = |action: &str| {
         let output = resilience(&dir)
@@ -163,8 +150,16 @@ fn serve_answers_http_and_chaos_commands_then_stops_on_sigterm() {
     assert!(rest.contains("shutting down"), "{rest}");
 }
 
-/// Starts `resilience serve` with `config` and returns the process and its HTTP address.
-fn serve(dir: &TempDir, config: &str) -> (std::process::Child, String) {
+/// Starts `resilience serve` with `config`: the process, its HTTP address, and the rest of its
+/// standard output.
+fn serve(
+    dir: &TempDir,
+    config: &str,
+) -> (
+    std::process::Child,
+    String,
+    BufReader<std::process::ChildStdout>,
+) {
     let mut child = resilience(dir)
         .args(["serve", "--config", config])
         .stdout(Stdio::piped())
@@ -179,9 +174,7 @@ fn serve(dir: &TempDir, config: &str) -> (std::process::Child, String) {
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no address in {first:?}"))
         .to_owned();
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    (child, url)
+    (child, url, stdout)
 }
 
 #[test]
@@ -200,8 +193,8 @@ fn chaos_stop_with_fleet_stops_every_instance_through_redis() {
         )
         .unwrap();
     }
-    let (mut a, url_a) = serve(&dir, "a.toml");
-    let (mut b, url_b) = serve(&dir, "b.toml");
+    let (mut a, url_a, _) = serve(&dir, "a.toml");
+    let (mut b, url_b, _) = serve(&dir, "b.toml");
     let cli = |args: &[&str]| {
         let output = resilience(&dir).args(args).output().unwrap();
         let (out, err) = text(&output);
