@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke run of the metering throughput runner against a redis-server of its own (on a unix
+# Smoke runs of the metering throughput runner and the fleet propagation runner against a redis-server of its own (on a unix
 # socket, so no port can clash), so the bench binary keeps working and its end-to-end check
 # (every flushed event in the stream, once) runs. The figure printed is informative only; the
 # README's figures come from longer runs over TCP.
@@ -12,3 +12,7 @@ trap 'redis-cli -s "$sock" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$dir
 for _ in $(seq 50); do redis-cli -s "$sock" ping >/dev/null 2>&1 && break; sleep 0.1; done
 REDIS_URL="redis+unix://$sock" cargo run --profile bench --locked -p resilience-benches \
     --bin meter_flush -- 100000 3
+# The fleet propagation runner, briefly: it fails if a stop or a quorum does not reach every
+# member within 10 s.
+REDIS_URL="redis+unix://$sock" cargo run --profile bench --locked -p resilience-benches \
+    --bin fleet_latency -- 4 3
