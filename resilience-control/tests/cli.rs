@@ -193,8 +193,9 @@ fn chaos_stop_with_fleet_stops_every_instance_through_redis() {
         )
         .unwrap();
     }
-    let (mut a, url_a, _) = serve(&dir, "a.toml");
-    let (mut b, url_b, _) = serve(&dir, "b.toml");
+    // Hold the stdout pipes: a closed pipe would fail the servers' next print.
+    let (mut a, url_a, _a_out) = serve(&dir, "a.toml");
+    let (mut b, url_b, _b_out) = serve(&dir, "b.toml");
     let cli = |args: &[&str]| {
         let output = resilience(&dir).args(args).output().unwrap();
         let (out, err) = text(&output);
