@@ -46,3 +46,18 @@
 //! off with [`call_totals(false)`](crate::BreakerConfigBuilder::call_totals)). Nothing is
 //! written to shared memory, which is why two threads scale where the peers serialise on a
 //! lock or a shared RMW. Rate windows add one or two shared RMWs per call.
+//!
+//! Tower middleware (feature `tower`; `cargo bench -p resilience-benches --bench tower`), one
+//! request = `poll_ready` + `call` + polling the response, inner service ready at once (1.2–1.7
+//! ns), tower-resilience-circuitbreaker 0.14 in the same groups:
+//!
+//! | path                                   | `&'static` breaker | `Arc` breaker | tower-resilience |
+//! |----------------------------------------|-------------------:|--------------:|-----------------:|
+//! | `CircuitBreakerLayer`, CLOSED          | 4.55–4.62          | 22.3–22.7     | 208–210          |
+//! | `CircuitBreakerLayer`, OPEN            | 9.85–9.88          | 5.79–5.83     | 151–155          |
+//! | two threads, one breaker (wall)        | 7.1–7.4            | 44–121        | 970–5 300        |
+//!
+//! The response future must be `'static`. Behind an `Arc` it holds an
+//! [`OwnedPermit`](crate::OwnedPermit), whose clone and drop are two locked RMWs on the `Arc`'s
+//! count, a line every thread shares; behind a `&'static` it holds a plain
+//! [`Permit`](crate::Permit) and costs what the breaker does plus the tower plumbing.
