@@ -18,6 +18,20 @@ use crate::clock::{Clock, CoarseClock};
 /// The response future must be `'static`, so it holds what this hands out: with an `Arc`, an
 /// [`OwnedPermit`] (one reference-count increment and decrement per call, a write to a line
 /// every thread shares); with a `&'static`, a plain [`Permit`], as cheap as the bare breaker.
+///
+/// A registry breaker lives behind an `Arc`; for a service that keeps it for the life of the
+/// process, leak one clone to get the `&'static`:
+///
+/// ```
+/// use resilience_core::BreakerRegistry;
+/// use resilience_core::tower::CircuitBreakerLayer;
+///
+/// let registry = BreakerRegistry::new();
+/// let payments: &'static _ = Box::leak(Box::new(registry.breaker("payments")?));
+/// let layer = CircuitBreakerLayer::new(&**payments);
+/// assert_eq!(layer.breaker().name(), "payments");
+/// # Ok::<(), resilience_core::RegistryError>(())
+/// ```
 pub trait BreakerHandle: Clone {
     /// The permit a call holds.
     type Permit: HeldPermit;
