@@ -228,6 +228,48 @@ fn chaos_stop_with_fleet_stops_every_instance_through_redis() {
             !cli(&["chaos", "list", "--url", url]).contains("EMERGENCY-STOPPED")
         });
     }
+
+    // A fleet scenario from the command line reaches every instance, and ends everywhere.
+    let started = cli(&[
+        "chaos",
+        "inject",
+        "slow-payments",
+        "--fleet",
+        "-c",
+        "a.toml",
+        "--target",
+        "payments",
+        "--latency",
+        "50ms",
+        "--for",
+        "30s",
+    ]);
+    assert!(
+        started.contains("fleet scenario slow-payments"),
+        "{started}"
+    );
+    for url in [&url_a, &url_b] {
+        eventually("the scenario to run", &|| {
+            cli(&["chaos", "list", "--url", url]).contains("slow-payments")
+        });
+    }
+    assert!(cli(&["chaos", "list", "--fleet", "-c", "b.toml"]).contains("slow-payments"));
+    cli(&["chaos", "end", "slow-payments", "--fleet", "-c", "b.toml"]);
+    for url in [&url_a, &url_b] {
+        eventually("the scenario to end", &|| {
+            !cli(&["chaos", "list", "--url", url]).contains("slow-payments")
+        });
+    }
+    let bad = resilience(&dir)
+        .args([
+            "chaos", "inject", "x", "--fleet", "-c", "a.toml", "--target", "payments", "--errors",
+            "1.5",
+        ])
+        .output()
+        .unwrap();
+    let (_, err) = text(&bad);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(err.contains("--errors 1.5"), "{err}");
     for child in [&mut a, &mut b] {
         child.kill().unwrap();
         child.wait().unwrap();

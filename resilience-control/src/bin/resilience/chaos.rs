@@ -1,13 +1,14 @@
 //! `resilience chaos list|stop|resume` against a running instance's HTTP endpoints, or with
-//! `--fleet` against the whole fleet's state in Redis.
+//! `--fleet` against the whole fleet's state in Redis, where `inject` and `end` also start and
+//! end fleet scenarios.
 
 use std::path::Path;
 use std::time::Duration;
 
 use resilience_control::ResilienceConfig;
-use resilience_control::fleet::{Fleet, FleetConfig};
+use resilience_control::fleet::{Fleet, FleetConfig, FleetFault, FleetScenario};
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use crate::Error;
@@ -20,6 +21,74 @@ pub(crate) enum Action {
     Stop,
     /// Allows chaos again after an emergency stop.
     Resume,
+    /// Starts a fleet scenario (with --fleet): persisted, so instances started later join it.
+    Inject(Inject),
+    /// Ends a fleet scenario by name (with --fleet).
+    End {
+        /// The scenario's name.
+        name: String,
+    },
+}
+
+/// One fault, for how long, on what share of the instances.
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("fault").required(true).args(["latency", "errors", "timeouts", "partition", "force_open"])))]
+pub(crate) struct Inject {
+    /// Unique scenario name.
+    name: String,
+    /// The chaos point or breaker it hits.
+    #[arg(long)]
+    target: String,
+    /// Add this latency (e.g. 200ms).
+    #[arg(long, value_parser = crate::duration)]
+    latency: Option<Duration>,
+    /// Fail this share of calls, in [0, 1].
+    #[arg(long)]
+    errors: Option<f64>,
+    /// Error code for --errors.
+    #[arg(long, default_value_t = 503)]
+    code: u16,
+    /// Fail calls as timed out after this long (e.g. 2s).
+    #[arg(long, value_parser = crate::duration)]
+    timeouts: Option<Duration>,
+    /// Make the target unreachable.
+    #[arg(long)]
+    partition: bool,
+    /// Force the target's breaker open.
+    #[arg(long)]
+    force_open: bool,
+    /// How long it lasts.
+    #[arg(long = "for", value_parser = crate::duration, default_value = "60s")]
+    duration: Duration,
+    /// At most this share of the live instances take part, in (0, 1].
+    #[arg(long, default_value_t = 1.0)]
+    share: f64,
+}
+
+impl Inject {
+    fn fault(&self) -> Result<FleetFault, Error> {
+        Ok(match (self.latency, self.errors, self.timeouts) {
+            (Some(latency), _, _) => FleetFault::Latency {
+                ms: latency.as_millis() as u64,
+            },
+            (_, Some(rate), _) => {
+                if !(0.0..=1.0).contains(&rate) {
+                    return Err(
+                        format!("--errors {rate}: expected a share of calls in [0, 1]").into(),
+                    );
+                }
+                FleetFault::Errors {
+                    rate,
+                    code: self.code,
+                }
+            }
+            (_, _, Some(after)) => FleetFault::Timeouts {
+                after_ms: after.as_millis() as u64,
+            },
+            _ if self.partition => FleetFault::Partition,
+            _ => FleetFault::ForceOpen,
+        })
+    }
 }
 
 pub(crate) async fn run(action: Action, url: &str) -> Result<(), Error> {
@@ -27,10 +96,14 @@ pub(crate) async fn run(action: Action, url: &str) -> Result<(), Error> {
         .timeout(Duration::from_secs(5))
         .build()?;
     let base = url.trim_end_matches('/');
-    let request = match action {
+    let request = match &action {
         Action::List => client.get(format!("{base}/chaos")),
         Action::Stop => client.post(format!("{base}/chaos/stop")),
         Action::Resume => client.post(format!("{base}/chaos/resume")),
+        Action::End { name } => client.delete(format!("{base}/chaos/{name}")),
+        Action::Inject(_) => {
+            return Err("chaos inject starts fleet scenarios: add --fleet (one instance's scenarios are started by its code, e.g. ChaosEngine::inject_latency)".into());
+        }
     };
     let response = request.send().await.map_err(|e| {
         format!("no resilience instance answers at {base} ({e}); start one with `resilience serve`")
@@ -55,6 +128,8 @@ pub(crate) async fn run(action: Action, url: &str) -> Result<(), Error> {
             println!("chaos stays stopped until `resilience chaos resume`");
         }
         Action::Resume => println!("chaos resumed"),
+        Action::End { name } => println!("scenario {name} ended"),
+        Action::Inject(_) => {}
     }
     Ok(())
 }
@@ -86,6 +161,33 @@ pub(crate) async fn run_fleet(action: Action, config: Option<&Path>) -> Result<(
         Action::Resume => {
             fleet.resume().await?;
             println!("fleet chaos resumed");
+        }
+        Action::Inject(inject) => {
+            if inject.duration.is_zero() {
+                return Err("--for 0s: a scenario needs a duration".into());
+            }
+            let scenario = FleetScenario::new(
+                inject.name.clone(),
+                inject.target.clone(),
+                inject.fault()?,
+                inject.duration,
+            )
+            .share(inject.share);
+            fleet.start_scenario(&scenario).await?;
+            println!(
+                "fleet scenario {} on {} for {:?} (at most {:.0}% of the live instances); each instance checks it against its own chaos limits and refuses it where chaos is disabled",
+                inject.name,
+                inject.target,
+                inject.duration,
+                inject.share * 100.0
+            );
+        }
+        Action::End { name } => {
+            if fleet.stop_scenario(&name).await? {
+                println!("fleet scenario {name} ended");
+            } else {
+                return Err(format!("no fleet scenario named {name:?}").into());
+            }
         }
         Action::List => {
             let health = fleet.fleet_health().await?;

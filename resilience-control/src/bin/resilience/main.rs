@@ -6,6 +6,7 @@
 //! resilience serve -c config.toml # control plane + HTTP endpoints until Ctrl-C
 //! resilience bench                # hot-path overhead with percentiles
 //! resilience chaos list|stop      # against a running instance (--url)
+//! resilience chaos stop --fleet   # every instance, through Redis; inject|end fleet scenarios
 //! ```
 
 mod bench;
