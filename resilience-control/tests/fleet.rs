@@ -435,6 +435,47 @@ async fn a_fleet_blast_radius_caps_the_share_of_instances() {
 }
 
 #[tokio::test]
+async fn a_member_started_while_redis_is_down_joins_when_it_comes_up() {
+    // A port where a server ran a moment ago and none runs now.
+    let Some(probe) = RedisServer::start() else {
+        return;
+    };
+    let port = probe.port();
+    drop(probe);
+    let url = format!("redis://127.0.0.1:{port}");
+    let settings = FleetConfig::new("early")
+        .namespace("lazy".to_owned())
+        .redis_url(url)
+        .publish_every(Duration::from_millis(50))
+        .report_ttl(Duration::from_millis(400));
+    assert!(matches!(
+        Fleet::connect(settings.clone()).await,
+        Err(FleetError::Redis(_))
+    ));
+    let registry = Arc::new(BreakerRegistry::new());
+    registry.breaker("db").unwrap();
+    let cancel = CancellationToken::new();
+    let member = tokio::spawn(
+        FleetMember::new(Fleet::lazy(settings).unwrap(), registry.clone()).run(cancel.clone()),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let server = RedisServer::start_on(port);
+    let watcher = fleet(&server, "lazy", "watcher").await;
+    eventually_async("the early member to join", || {
+        let watcher = watcher.clone();
+        async move {
+            watcher
+                .fleet_health()
+                .await
+                .is_ok_and(|h| h.instances.iter().any(|r| r.instance == "early"))
+        }
+    })
+    .await;
+    cancel.cancel();
+    member.await.unwrap();
+}
+
+#[tokio::test]
 async fn members_carry_on_through_a_redis_restart() {
     let Some(mut server) = RedisServer::start() else {
         return;

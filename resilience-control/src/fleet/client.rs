@@ -3,10 +3,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use resilience_core::{GovernanceHash, GovernanceMismatch};
 use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
 
 use super::keys::Keys;
 use super::{FleetConfig, FleetError};
@@ -232,7 +235,8 @@ pub struct Fleet {
     config: FleetConfig,
     keys: Keys,
     client: redis::Client,
-    redis: ConnectionManager,
+    /// Set on the first successful connection (which also checks the governance tag).
+    redis: Arc<OnceCell<ConnectionManager>>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -263,6 +267,19 @@ impl Fleet {
     /// [`FleetError::Invalid`], [`FleetError::Redis`] when Redis cannot be reached, or
     /// [`FleetError::Governance`] on a tag mismatch.
     pub async fn connect(config: FleetConfig) -> Result<Fleet, FleetError> {
+        let fleet = Fleet::lazy(config)?;
+        fleet.connection().await?;
+        Ok(fleet)
+    }
+
+    /// Validates `config` without touching Redis: the first operation connects (and checks
+    /// the governance tag), and a failed one is retried by the next. For an instance that must
+    /// start while Redis is down and join the fleet when it returns.
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError::Invalid`].
+    pub fn lazy(config: FleetConfig) -> Result<Fleet, FleetError> {
         config.validate()?;
         let client = redis::Client::open(config.redis_url.as_str()).map_err(|e| {
             FleetError::invalid(
@@ -271,23 +288,33 @@ impl Fleet {
                 &format!("a Redis URL ({e})"),
             )
         })?;
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2);
-        let redis = ConnectionManager::new_with_config(client.clone(), manager).await?;
-        let fleet = Fleet {
+        Ok(Fleet {
             keys: Keys::new(&config.namespace),
             config,
             client,
-            redis,
-        };
-        fleet.check_governance().await?;
-        Ok(fleet)
+            redis: Arc::new(OnceCell::new()),
+        })
     }
 
-    async fn check_governance(&self) -> Result<(), FleetError> {
-        let mut redis = self.redis.clone();
+    /// The shared connection, made (and the governance tag checked) on first use.
+    async fn connection(&self) -> Result<ConnectionManager, FleetError> {
+        let redis = self
+            .redis
+            .get_or_try_init(|| async {
+                let manager = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(2)))
+                    .set_response_timeout(Some(Duration::from_secs(2)))
+                    .set_number_of_retries(2);
+                let redis =
+                    ConnectionManager::new_with_config(self.client.clone(), manager).await?;
+                self.check_governance(redis.clone()).await?;
+                Ok::<_, FleetError>(redis)
+            })
+            .await?;
+        Ok(redis.clone())
+    }
+
+    async fn check_governance(&self, mut redis: ConnectionManager) -> Result<(), FleetError> {
         let key = self.keys.governance();
         let ours = self.config.governance.to_string();
         let _: bool = redis.set_nx(&key, &ours).await?;
@@ -339,7 +366,7 @@ impl Fleet {
         })?;
         let now = now_ms();
         let forget_before = now.saturating_sub(millis(self.config.forget_after));
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         redis::pipe()
             .atomic()
             .cmd("SET")
@@ -374,7 +401,7 @@ impl Fleet {
             "at_ms": now_ms(),
             "governance": self.config.governance,
         });
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         let _: i64 = redis
             .publish(self.keys.breaker_channel(), message.to_string())
             .await?;
@@ -388,7 +415,7 @@ impl Fleet {
     /// [`FleetError::Redis`]. A report that does not parse is skipped and its instance listed
     /// as silent (logged), never fatal.
     pub async fn fleet_health(&self) -> Result<FleetHealth, FleetError> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         let known: Vec<(String, u64)> = redis
             .zrange_withscores(self.keys.instances(), 0, -1)
             .await?;
@@ -439,7 +466,7 @@ impl Fleet {
     ///
     /// [`FleetError::Redis`].
     pub async fn try_lease(&self, service: &str) -> Result<Option<Lease>, FleetError> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         let fence: u64 = redis::cmd("EVAL")
             .arg(ACQUIRE)
             .arg(2)
@@ -462,7 +489,7 @@ impl Fleet {
     ///
     /// [`FleetError::Redis`].
     pub async fn renew(&self, lease: &Lease) -> Result<bool, FleetError> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         let renewed: i64 = redis::cmd("EVAL")
             .arg(RENEW)
             .arg(1)
@@ -482,7 +509,7 @@ impl Fleet {
     ///
     /// [`FleetError::Redis`].
     pub async fn complete(&self, lease: &Lease, succeeded: bool) -> Result<bool, FleetError> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         let result = format!("{}:{}", lease.fence, u8::from(succeeded));
         let done: i64 = redis::cmd("EVAL")
             .arg(COMPLETE)
@@ -502,7 +529,7 @@ impl Fleet {
     ///
     /// [`FleetError::Redis`].
     pub async fn lease_holder(&self, service: &str) -> Result<Option<(String, u64)>, FleetError> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         let value: Option<String> = redis.get(self.keys.lease(service)).await?;
         Ok(value.and_then(|v| {
             let (instance, fence) = v.rsplit_once(':')?;
@@ -516,7 +543,7 @@ impl Fleet {
     ///
     /// [`FleetError::Redis`], or [`FleetError::Corrupt`] for an unreadable value.
     pub async fn lease_result(&self, service: &str) -> Result<Option<LeaseResult>, FleetError> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         let key = self.keys.lease_result(service);
         let value: Option<String> = redis.get(&key).await?;
         value
@@ -611,7 +638,7 @@ impl Fleet {
     ///
     /// [`FleetError::Redis`].
     pub async fn stop_scenario(&self, name: &str) -> Result<bool, FleetError> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         let removed: i64 = redis
             .hdel(self.keys.chaos(), format!("{SCENARIO_PREFIX}{name}"))
             .await?;
@@ -633,7 +660,7 @@ impl Fleet {
         change(&mut pipe, &key);
         pipe.publish(self.keys.chaos_channel(), &self.config.instance)
             .ignore();
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         pipe.exec_async(&mut redis).await?;
         Ok(())
     }
@@ -644,7 +671,7 @@ impl Fleet {
     ///
     /// [`FleetError::Redis`]. Unreadable entries are skipped (logged).
     pub async fn chaos_state(&self) -> Result<FleetChaos, FleetError> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         let fields: BTreeMap<String, String> = redis.hgetall(self.keys.chaos()).await?;
         let mut state = FleetChaos::default();
         for (field, json) in fields {
@@ -676,7 +703,7 @@ impl Fleet {
         live: usize,
     ) -> Result<bool, FleetError> {
         let cap = (scenario.share * live as f64).floor() as u64;
-        let mut redis = self.redis.clone();
+        let mut redis = self.connection().await?;
         let joined: i64 = redis::cmd("EVAL")
             .arg(JOIN)
             .arg(1)

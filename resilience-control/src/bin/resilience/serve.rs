@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use resilience_control::fleet::Fleet;
+use resilience_control::fleet::{Fleet, FleetError};
 use resilience_control::health::PagerDutySink;
 use resilience_control::{ControlPlane, ResilienceConfig, http};
 use tokio_util::sync::CancellationToken;
@@ -27,9 +27,15 @@ pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
     let fleet = match config.fleet_config()? {
         Some(settings) => {
             let name = settings.instance_name().to_owned();
-            let fleet = Fleet::connect(settings)
-                .await
-                .map_err(|e| format!("cannot join the fleet: {e}"))?;
+            let fleet = match Fleet::connect(settings.clone()).await {
+                Ok(fleet) => fleet,
+                // Redis down at start: run alone and join when it returns.
+                Err(FleetError::Redis(e)) => {
+                    eprintln!("warning: fleet Redis unreachable ({e}); joining when it returns");
+                    Fleet::lazy(settings)?
+                }
+                Err(e) => return Err(format!("cannot join the fleet: {e}").into()),
+            };
             builder = builder.fleet(fleet);
             Some(name)
         }
