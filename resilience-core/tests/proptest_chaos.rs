@@ -5,15 +5,20 @@
 use std::cell::RefCell;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestRng, TestRunner};
 use resilience_core::testing::{fault_table_model, meter_model};
 
+/// A runner with a fixed seed: the coverage checks below must not depend on the luck of the
+/// draw (the rarest refusal, a point's fault slots all taken, needs several arms to line up).
+/// The fuzz targets explore beyond these cases.
 fn runner(cases: u32) -> TestRunner {
-    TestRunner::new(Config {
+    let config = Config {
         cases,
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
         ..Config::default()
-    })
+    };
+    let seed: [u8; 32] = *b"resilience proptest seed 0000001";
+    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed))
 }
 
 #[test]
@@ -25,6 +30,12 @@ fn fault_table_matches_reference_model() {
             Ok(())
         })
         .unwrap();
+    // The rarest refusal (all of a point's fault slots taken) needs five live arms lined up on
+    // one point; spell one such sequence out rather than hope the draw finds it.
+    let crowded: Vec<u8> = (0..5u8).flat_map(|i| [0, i, 0, 0, i, 1, 30, 0]).collect();
+    let crowded = fault_table_model::run(&crowded);
+    assert!(crowded.refused[4] > 0, "{crowded:?}");
+    total.borrow_mut().merge(&crowded);
     let total = total.into_inner();
     // Not vacuous: every fault kind injected, every refusal reason met, expiry and stops seen.
     assert!(total.injected.iter().all(|&n| n > 0), "{total:?}");

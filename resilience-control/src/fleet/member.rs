@@ -99,19 +99,26 @@ impl FleetMember {
             (every / 50).clamp(Duration::from_millis(5), Duration::from_millis(20)),
         );
         look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // After a failed step only the period retries, so an outage costs one attempt (and one
+        // warning) per period, not one per look.
+        let mut reachable = true;
         loop {
             tokio::select! {
                 () = cancel.cancelled() => break,
                 _ = tick.tick() => {}
                 () = wake.notified() => {}
                 _ = look.tick() => {
-                    if !self.local_changed() {
+                    if !reachable || !self.local_changed() {
                         continue;
                     }
                 }
             }
-            if let Err(error) = self.step().await {
-                tracing::warn!(%error, "fleet step failed; retrying next period");
+            match self.step().await {
+                Ok(()) => reachable = true,
+                Err(error) => {
+                    reachable = false;
+                    tracing::warn!(%error, "fleet step failed; retrying next period");
+                }
             }
         }
         listener.abort();
