@@ -7,14 +7,13 @@
 #![allow(clippy::unwrap_used)] // bench set-up may panic
 
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use resilience_benches as setup;
+use resilience_benches::request;
 use resilience_core::meter::MeterRing;
 use resilience_core::tower::{ChaosLayer, CircuitBreakerLayer, MeteringLayer};
 use resilience_core::{CircuitBreaker, FaultTable};
@@ -44,29 +43,6 @@ fn switchable(
             Ok(n)
         })
     })
-}
-
-/// One request through `service`: ready, call, response. `true` when it succeeded.
-///
-/// A pending poll (tower-resilience's lock, contended) is retried at once, as a spinning
-/// executor would: the waker is a no-op, so nothing else could wake it.
-#[inline(always)]
-fn request<S: Service<u32>>(service: &mut S) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        match service.poll_ready(&mut cx) {
-            Poll::Ready(Ok(())) => break,
-            Poll::Ready(Err(_)) => return false,
-            Poll::Pending => std::hint::spin_loop(),
-        }
-    }
-    let mut future = pin!(service.call(black_box(7)));
-    loop {
-        match future.as_mut().poll(&mut cx) {
-            Poll::Ready(result) => return result.is_ok(),
-            Poll::Pending => std::hint::spin_loop(),
-        }
-    }
 }
 
 /// A runtime to poll inside (tower-resilience needs a tokio context).

@@ -136,3 +136,27 @@ pub fn two_threads_each<T: Send>(
         began.elapsed()
     })
 }
+
+/// One request through a tower `service`: ready, call, response; `true` when it succeeded.
+///
+/// Futures are polled with a no-op waker. A pending poll (tower-resilience's lock, contended) is
+/// retried at once, as a spinning executor would: nothing else could wake it.
+#[inline(always)]
+pub fn request<S: tower::Service<u32>>(service: &mut S) -> bool {
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        match service.poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => break,
+            Poll::Ready(Err(_)) => return false,
+            Poll::Pending => std::hint::spin_loop(),
+        }
+    }
+    let mut future = std::pin::pin!(service.call(std::hint::black_box(7)));
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(result) => return result.is_ok(),
+            Poll::Pending => std::hint::spin_loop(),
+        }
+    }
+}

@@ -1,4 +1,5 @@
-//! Tail latency of the breaker paths, ours beside failsafe and recloser, in one run.
+//! Tail latency of the breaker paths, ours beside failsafe and recloser, and of the tower layer
+//! beside tower-resilience's, in one run.
 //!
 //! `cargo run --release -p resilience-benches --bin tail [-- <seconds per case>]`
 //!
@@ -6,6 +7,7 @@
 //! time of a batch of 64 calls, read with the CPU time-stamp counter. Percentiles of those
 //! samples show the tail: preemption, cache misses, contention.
 
+use std::cell::RefCell;
 use std::hint::black_box;
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 use failsafe::CircuitBreaker as _;
 use hdrhistogram::Histogram;
 use resilience_benches as setup;
+use tower::Layer;
 
 const BATCH: u64 = 64;
 
@@ -143,5 +146,37 @@ fn main() {
     row(
         "closed, 2 threads: recloser",
         &sample_contended(run_for, &clock, &closed_recloser),
+    );
+
+    // Tower middleware, one request = ready + call + response, inside a runtime context
+    // (tower-resilience needs one).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let _context = runtime.enter();
+    let echo = || tower::service_fn(|n: u32| std::future::ready(Ok::<u32, ()>(n)));
+    let leaked: &'static resilience_core::CircuitBreaker = Box::leak(Box::new(setup::ours()));
+    let ours_layer =
+        RefCell::new(resilience_core::tower::CircuitBreakerLayer::new(leaked).layer(echo()));
+    let peer_layer = RefCell::new(
+        tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
+            .consecutive_failures(5)
+            .wait_duration_in_open(setup::OPEN_FOR)
+            .build()
+            .unwrap_or_else(|e| panic!("tower-resilience config: {e}"))
+            .layer(echo()),
+    );
+    row(
+        "tower closed: resilience, &'static",
+        &sample(run_for, &clock, &|| {
+            black_box(setup::request(&mut *ours_layer.borrow_mut()));
+        }),
+    );
+    row(
+        "tower closed: tower-resilience",
+        &sample(run_for, &clock, &|| {
+            black_box(setup::request(&mut *peer_layer.borrow_mut()));
+        }),
     );
 }
