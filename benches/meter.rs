@@ -13,6 +13,12 @@ use resilience_benches as setup;
 use resilience_core::meter::{MeterRing, Operation, Tier, UsageEvent};
 
 const CAPACITY: usize = 1 << 16;
+
+thread_local! {
+    /// The consumer's drain buffer.
+    static SINK: std::cell::RefCell<Vec<UsageEvent>> =
+        std::cell::RefCell::new(Vec::with_capacity(1024));
+}
 const CHUNK: u64 = 4096;
 
 fn event() -> UsageEvent {
@@ -117,8 +123,13 @@ fn contended(c: &mut Criterion) {
     g.bench_function("resilience MeterRing::record", |b| {
         b.iter_custom(|iters| {
             two_producers_with(iters, &|| ring.record(black_box(e)).is_ok(), &|| {
-                let mut sink = Vec::with_capacity(1024);
-                ring.drain_into(&mut sink, 1024);
+                // One buffer reused, as the flusher does: a fresh 128 KiB Vec per drain would
+                // time the allocator (an mmap at that size), not the ring.
+                SINK.with(|sink| {
+                    let mut sink = sink.borrow_mut();
+                    sink.clear();
+                    ring.drain_into(&mut sink, 1024);
+                })
             })
         })
     });
