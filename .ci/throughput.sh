@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Smoke runs of the metering throughput runner and the fleet propagation runner against a redis-server of its own (on a unix
-# socket, so no port can clash), so the bench binary keeps working and its end-to-end check
+# Smoke runs of the metering throughput runner and the fleet propagation runner against a
+# redis-server of its own (on a unix socket, so no port can clash), so the bench binaries keep
+# working and their end-to-end checks
 # (every flushed event in the stream, once) runs. The figure printed is informative only; the
 # README's figures come from longer runs over TCP.
 set -euxo pipefail
