@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Smoke runs of the metering throughput runner and the fleet propagation runner against a
-# redis-server of its own (on a unix socket, so no port can clash), so the bench binaries keep
-# working and their end-to-end checks
-# (every flushed event in the stream, once; a stop and a quorum reach every member) run. The figure printed is informative only; the
-# README's figures come from longer runs over TCP.
+# redis-server of their own (on a unix socket, so no port can clash): the bench binaries keep
+# working, and their end-to-end checks run (every flushed event in the stream, once; a stop and
+# a quorum reach every member). The figures printed are informative only; the README's come
+# from longer runs over TCP.
 set -euxo pipefail
 dir=$(mktemp -d)
 sock="$dir/redis.sock"
