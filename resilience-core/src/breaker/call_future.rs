@@ -111,23 +111,26 @@ pin_project! {
 }
 
 impl<F, P, K> CallFuture<F, P, K> {
+    /// The future of one call: `call` is started only if `admission` granted a permit.
     #[inline(always)]
-    pub(crate) fn admitted(call: F, permit: P, classify: K) -> Self {
-        CallFuture {
-            call: Some(call),
-            permit: Some(permit),
-            rejected: None,
-            classify,
-        }
-    }
-
-    #[inline]
-    pub(crate) fn rejected(rejected: Rejected, classify: K) -> Self {
-        CallFuture {
-            call: None,
-            permit: None,
-            rejected: Some(rejected),
-            classify,
+    pub(crate) fn start(
+        admission: Result<P, Rejected>,
+        classify: K,
+        call: impl FnOnce() -> F,
+    ) -> Self {
+        match admission {
+            Ok(permit) => CallFuture {
+                call: Some(call()),
+                permit: Some(permit),
+                rejected: None,
+                classify,
+            },
+            Err(rejected) => CallFuture {
+                call: None,
+                permit: None,
+                rejected: Some(rejected),
+                classify,
+            },
         }
     }
 }

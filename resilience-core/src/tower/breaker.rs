@@ -196,11 +196,8 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        match self.breaker.acquire() {
-            Ok(permit) => {
-                CallFuture::admitted(self.inner.call(request), permit, self.classify.clone())
-            }
-            Err(rejected) => CallFuture::rejected(rejected, self.classify.clone()),
-        }
+        CallFuture::start(self.breaker.acquire(), self.classify.clone(), || {
+            self.inner.call(request)
+        })
     }
 }

@@ -4,7 +4,6 @@ use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, ready};
-use core::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -262,8 +261,8 @@ fn read<C: Clock>(clock: &C, which: LatencyClock) -> Nanos {
     }
 }
 
-/// One request's event, recorded exactly once: by `finish`, or on drop if the request was
-/// cancelled.
+/// One request's event, recorded exactly once: when the response arrives, or on drop if the
+/// request was cancelled.
 struct Recording<C: Clock> {
     ring: Arc<MeterRing<C>>,
     started: Nanos,
@@ -272,10 +271,8 @@ struct Recording<C: Clock> {
 }
 
 impl<C: Clock> Recording<C> {
-    fn record(&mut self, tokens: u32) {
-        let ended = read(self.ring.clock(), self.clock);
-        let latency =
-            Duration::from_nanos(ended.as_nanos().saturating_sub(self.started.as_nanos()));
+    fn record(self, tokens: u32) {
+        let latency = read(self.ring.clock(), self.clock).saturating_since(self.started);
         let event = self.event.tokens(tokens).latency(latency);
         // A refusal (ring full or closed) is counted in the ring's ledger; nothing to add here.
         let _ = self.ring.record(event);
@@ -295,7 +292,7 @@ pin_project! {
     impl<F, N, C: Clock> PinnedDrop for MeteringFuture<F, N, C> {
         fn drop(this: Pin<&mut Self>) {
             // Cancelled before the response: the request still happened.
-            if let Some(mut recording) = this.project().recording.take() {
+            if let Some(recording) = this.project().recording.take() {
                 recording.record(0);
             }
         }
@@ -314,7 +311,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.call.poll(cx));
-        if let Some(mut recording) = this.recording.take() {
+        if let Some(recording) = this.recording.take() {
             recording.record(this.tokens.count_tokens(&result));
         }
         Poll::Ready(result)

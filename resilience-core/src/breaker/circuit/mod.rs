@@ -477,10 +477,7 @@ impl<C: Clock> CircuitBreaker<C> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        match self.try_acquire() {
-            Ok(permit) => CallFuture::admitted(f(), permit, classify),
-            Err(rejected) => CallFuture::rejected(rejected, classify),
-        }
+        CallFuture::start(self.try_acquire(), classify, f)
     }
 
     /// Runs `f` if admitted; counts `Err` as a failure and `Ok` as a success.
@@ -504,13 +501,7 @@ impl<C: Clock> CircuitBreaker<C> {
     #[inline]
     pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
         self.call_with(
-            |result: &Result<T, E>| {
-                if result.is_ok() {
-                    Outcome::Success
-                } else {
-                    Outcome::Failure
-                }
-            },
+            |result: &Result<T, E>| ErrorsAreFailures.classify(result),
             f,
         )
     }
