@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use resilience_control::chaos::{ChaosConfig, ChaosEngine};
 use resilience_control::fleet::{
-    Fleet, FleetConfig, FleetError, FleetFault, FleetMember, FleetScenario, InstanceReport,
-    LeasedCheck,
+    Fleet, FleetConfig, FleetError, FleetFault, FleetHealth, FleetMember, FleetScenario,
+    InstanceReport, LeasedCheck,
 };
 use resilience_control::health::HealthStatus;
 use resilience_control::recovery::HealthCheck;
@@ -49,6 +49,15 @@ async fn eventually_async<F: Future<Output = bool>>(what: &str, mut condition: i
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Polls `watcher.fleet_health()` until `seen` holds; a read that fails (Redis restarting)
+/// counts as not yet.
+async fn until_fleet(what: &str, watcher: &Fleet, seen: impl Fn(&FleetHealth) -> bool) {
+    eventually_async(what, || async {
+        watcher.fleet_health().await.is_ok_and(|h| seen(&h))
+    })
+    .await;
 }
 
 fn report(instance: &str, status: HealthStatus, score: f64) -> InstanceReport {
@@ -392,11 +401,7 @@ async fn a_fleet_blast_radius_caps_the_share_of_instances() {
     for name in ["a", "b", "c", "d"] {
         instances.push(Instance::start(&server, "radius", name, &["db"]).await);
     }
-    eventually_async("four live instances", || {
-        let operator = operator.clone();
-        async move { operator.fleet_health().await.unwrap().live() == 4 }
-    })
-    .await;
+    until_fleet("four live instances", &operator, |h| h.live() == 4).await;
     operator
         .start_scenario(
             &FleetScenario::new(
@@ -461,14 +466,8 @@ async fn a_member_started_while_redis_is_down_joins_when_it_comes_up() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let server = RedisServer::start_on(port);
     let watcher = fleet(&server, "lazy", "watcher").await;
-    eventually_async("the early member to join", || {
-        let watcher = watcher.clone();
-        async move {
-            watcher
-                .fleet_health()
-                .await
-                .is_ok_and(|h| h.instances.iter().any(|r| r.instance == "early"))
-        }
+    until_fleet("the early member to join", &watcher, |h| {
+        h.instances.iter().any(|r| r.instance == "early")
     })
     .await;
     cancel.cancel();
@@ -482,20 +481,10 @@ async fn members_carry_on_through_a_redis_restart() {
     };
     let a = Instance::start(&server, "restart", "a", &["db"]).await;
     let watcher = fleet(&server, "restart", "watcher").await;
-    eventually_async("a to publish", || {
-        let watcher = watcher.clone();
-        async move { watcher.fleet_health().await.unwrap().live() == 1 }
-    })
-    .await;
+    until_fleet("a to publish", &watcher, |h| h.live() == 1).await;
     server.restart(); // an empty server: every key is gone
-    eventually_async("a to publish again after the restart", || {
-        let watcher = watcher.clone();
-        async move {
-            watcher
-                .fleet_health()
-                .await
-                .is_ok_and(|h| h.instances.iter().any(|r| r.instance == "a"))
-        }
+    until_fleet("a to publish again after the restart", &watcher, |h| {
+        h.instances.iter().any(|r| r.instance == "a")
     })
     .await;
     assert!(!a.task.is_finished(), "the member survived the outage");

@@ -59,6 +59,15 @@ async fn shed(error: CallError<Infallible>) -> Response {
         .into_response()
 }
 
+/// `router`'s routes behind `breaker`: 5xx counts against it, a shed call answers 503.
+fn guarded(router: Router, breaker: &Arc<CircuitBreaker>) -> Router {
+    router.route_layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(shed))
+            .layer(CircuitBreakerLayer::new(breaker.clone()).classify(by_status)),
+    )
+}
+
 /// Signals when a handler's future is dropped before it finished.
 struct DroppedGuard(Option<mpsc::UnboundedSender<()>>);
 
@@ -81,27 +90,22 @@ async fn the_breaker_layer_sheds_with_503_once_failures_trip_it() {
     );
     let hits = Arc::new(AtomicUsize::new(0));
     let counted = hits.clone();
-    let router = Router::new()
-        .route(
-            "/charge/{outcome}",
-            get(
-                move |axum::extract::Path(outcome): axum::extract::Path<String>| {
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    async move {
-                        match outcome.as_str() {
-                            "ok" => StatusCode::OK,
-                            "bad" => StatusCode::UNPROCESSABLE_ENTITY,
-                            _ => StatusCode::INTERNAL_SERVER_ERROR,
-                        }
+    let router = Router::new().route(
+        "/charge/{outcome}",
+        get(
+            move |axum::extract::Path(outcome): axum::extract::Path<String>| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    match outcome.as_str() {
+                        "ok" => StatusCode::OK,
+                        "bad" => StatusCode::UNPROCESSABLE_ENTITY,
+                        _ => StatusCode::INTERNAL_SERVER_ERROR,
                     }
-                },
-            ),
-        )
-        .route_layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(shed))
-                .layer(CircuitBreakerLayer::new(breaker.clone()).classify(by_status)),
-        );
+                }
+            },
+        ),
+    );
+    let router = guarded(router, &breaker);
     let base = format!("http://{}", serve(router).await);
     let http = client();
     let status = |path: &'static str| {
@@ -166,33 +170,28 @@ async fn a_client_that_gives_up_frees_the_half_open_probe() {
     let mode = Arc::new(AtomicU8::new(FAIL));
     let (dropped_tx, mut dropped) = mpsc::unbounded_channel();
     let handler_mode = mode.clone();
-    let router = Router::new()
-        .route(
-            "/stock",
-            get(move || {
-                let mode = handler_mode.load(Ordering::SeqCst);
-                let guard = DroppedGuard(Some(dropped_tx.clone()));
-                async move {
-                    match mode {
-                        FAIL => StatusCode::INTERNAL_SERVER_ERROR,
-                        HANG => {
-                            tokio::time::sleep(Duration::from_secs(60)).await;
-                            drop(guard);
-                            StatusCode::OK
-                        }
-                        _ => {
-                            std::mem::forget(guard);
-                            StatusCode::OK
-                        }
+    let router = Router::new().route(
+        "/stock",
+        get(move || {
+            let mode = handler_mode.load(Ordering::SeqCst);
+            let guard = DroppedGuard(Some(dropped_tx.clone()));
+            async move {
+                match mode {
+                    FAIL => StatusCode::INTERNAL_SERVER_ERROR,
+                    HANG => {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        drop(guard);
+                        StatusCode::OK
+                    }
+                    _ => {
+                        std::mem::forget(guard);
+                        StatusCode::OK
                     }
                 }
-            }),
-        )
-        .route_layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(shed))
-                .layer(CircuitBreakerLayer::new(breaker.clone()).classify(by_status)),
-        );
+            }
+        }),
+    );
+    let router = guarded(router, &breaker);
     let url = format!("http://{}/stock", serve(router).await);
     let http = client();
 
@@ -234,21 +233,16 @@ async fn a_panicking_handler_counts_as_a_failure() {
             .build()
             .unwrap(),
     );
-    let router = Router::new()
-        .route(
-            "/search",
-            get(|| async {
-                if true {
-                    panic!("handler bug");
-                }
-                StatusCode::OK
-            }),
-        )
-        .route_layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(shed))
-                .layer(CircuitBreakerLayer::new(breaker.clone()).classify(by_status)),
-        );
+    let router = Router::new().route(
+        "/search",
+        get(|| async {
+            if true {
+                panic!("handler bug");
+            }
+            StatusCode::OK
+        }),
+    );
+    let router = guarded(router, &breaker);
     let url = format!("http://{}/search", serve(router).await);
     // The connection dies with the handler; the client sees an error, the breaker a failure.
     assert!(client().get(&url).send().await.is_err());

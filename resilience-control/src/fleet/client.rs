@@ -638,22 +638,23 @@ impl Fleet {
     ///
     /// [`FleetError::Redis`].
     pub async fn stop_scenario(&self, name: &str) -> Result<bool, FleetError> {
-        let mut redis = self.connection().await?;
-        let removed: i64 = redis
-            .hdel(self.keys.chaos(), format!("{SCENARIO_PREFIX}{name}"))
-            .await?;
+        let field = format!("{SCENARIO_PREFIX}{name}");
         let members = self.keys.chaos_members(name);
-        self.change_chaos(|pipe, _| {
-            pipe.del(members).ignore();
-        })
-        .await?;
+        let (removed,): (i64,) = self
+            .change_chaos(|pipe, key| {
+                pipe.hdel(key, field);
+                pipe.del(members).ignore();
+            })
+            .await?;
         Ok(removed == 1)
     }
 
-    async fn change_chaos(
+    /// Applies `change` to the fleet's chaos keys and announces it, in one transaction; returns
+    /// the replies of the commands `change` did not ignore.
+    async fn change_chaos<T: redis::FromRedisValue>(
         &self,
         change: impl FnOnce(&mut redis::Pipeline, &str),
-    ) -> Result<(), FleetError> {
+    ) -> Result<T, FleetError> {
         let key = self.keys.chaos();
         let mut pipe = redis::pipe();
         pipe.atomic();
@@ -661,8 +662,7 @@ impl Fleet {
         pipe.publish(self.keys.chaos_channel(), &self.config.instance)
             .ignore();
         let mut redis = self.connection().await?;
-        pipe.exec_async(&mut redis).await?;
-        Ok(())
+        Ok(pipe.query_async(&mut redis).await?)
     }
 
     /// Fleet chaos as persisted: the emergency stop and the unexpired scenarios.
