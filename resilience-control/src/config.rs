@@ -56,7 +56,7 @@ fn default_instance() -> String {
 }
 use crate::env::{self, EnvError, Lookup};
 use crate::health::HealthConfig;
-use crate::metering::MeteringConfig;
+use crate::metering::{MeteringConfig, RedisStreamSink, StreamTrim};
 use crate::recovery::{RecoveryConfig, RecoveryPolicy, RecoveryStrategy};
 
 /// The configuration could not be loaded.
@@ -230,14 +230,24 @@ pub struct MeteringSettings {
     pub batch_size: usize,
     /// Events the ring holds (default 65536).
     pub ring_capacity: usize,
-    /// Where batches wait through a Redis outage (default `resilience-spool`).
+    /// Keep the ring in a file, so accepted events survive `kill -9` of the process and are
+    /// delivered by the next start (default true). With false the ring lives in memory and
+    /// whatever it holds dies with the process.
+    pub durable_ring: bool,
+    /// The ring's file (default `<spool_dir>/meter.ring`).
+    pub ring_path: Option<PathBuf>,
+    /// Where batches wait through a Redis outage (default `resilience-spool`). One process
+    /// per directory: a second one is refused, naming the holder's pid.
     pub spool_dir: PathBuf,
     /// Spool bound (default 64 MiB).
     pub spool_max_bytes: u64,
     /// The file events go to when no Redis is configured (default `resilience-usage.jsonl`).
     pub jsonl_path: PathBuf,
-    /// Approximate bound on the Redis stream (default 1000000).
+    /// Approximate bound on the Redis stream (default 1000000, at least 10000).
     pub stream_max_len: u64,
+    /// Whether the stream is trimmed at all (default true). Set false when consumers delete
+    /// what they have read.
+    pub stream_trim: bool,
 }
 
 impl Default for MeteringSettings {
@@ -248,10 +258,13 @@ impl Default for MeteringSettings {
             flush_interval_ms: flusher.flush_interval.as_millis() as u64,
             batch_size: flusher.batch_size,
             ring_capacity: 65_536,
+            durable_ring: true,
+            ring_path: None,
             spool_dir: flusher.spool_dir,
             spool_max_bytes: flusher.spool_max_bytes,
             jsonl_path: PathBuf::from("resilience-usage.jsonl"),
             stream_max_len: crate::metering::RedisStreamSink::DEFAULT_MAX_LEN,
+            stream_trim: true,
         }
     }
 }
@@ -679,7 +692,34 @@ impl ResilienceConfig {
                 "2 to 16777216 events",
             ));
         }
+        if m.stream_trim && m.stream_max_len < RedisStreamSink::MIN_MAX_LEN {
+            return Err(self.invalid(
+                "metering.stream_max_len",
+                m.stream_max_len.to_string(),
+                "at least 10000 entries (or metering.stream_trim = false to never trim)",
+            ));
+        }
         Ok(config)
+    }
+
+    /// The ring's file, when the ring is durable: `metering.ring_path`, or `meter.ring` in the
+    /// spool directory.
+    pub fn ring_path(&self) -> Option<PathBuf> {
+        let m = &self.metering;
+        m.durable_ring.then(|| {
+            m.ring_path
+                .clone()
+                .unwrap_or_else(|| m.spool_dir.join("meter.ring"))
+        })
+    }
+
+    /// How the Redis stream is trimmed.
+    pub fn stream_trim(&self) -> StreamTrim {
+        if self.metering.stream_trim {
+            StreamTrim::MaxLen(self.metering.stream_max_len)
+        } else {
+            StreamTrim::None
+        }
     }
 
     /// The chaos engine's settings.

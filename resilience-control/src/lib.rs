@@ -61,6 +61,7 @@ pub mod health;
 pub mod http;
 pub mod metering;
 pub mod recovery;
+mod redact;
 mod setters;
 mod source;
 mod task;
@@ -73,5 +74,6 @@ pub use config::{
 pub use control_plane::{ControlDriver, ControlPlane, ControlPlaneBuilder, TransitionCount};
 pub use env::EnvError;
 pub use error::{BuildError, ControlError};
+pub use redact::redact_url;
 pub use resilience_core as core;
 pub use source::{BreakerSource, RecoverableBreaker};

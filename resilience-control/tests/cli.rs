@@ -187,7 +187,7 @@ fn chaos_stop_with_fleet_stops_every_instance_through_redis() {
         std::fs::write(
             dir.0.join(format!("{name}.toml")),
             format!(
-                "redis_url = \"{}\"\nnamespace = \"clifleet\"\n[http]\nlisten = \"127.0.0.1:0\"\n[chaos]\nenabled = true\n[fleet]\nenabled = true\ninstance = \"{name}\"\npublish_seconds = 0.1\nreport_ttl_seconds = 1.0\n[[breakers]]\nname = \"payments\"\n",
+                "redis_url = \"{}\"\nnamespace = \"clifleet\"\n[http]\nlisten = \"127.0.0.1:0\"\n[metering]\nspool_dir = \"spool-{name}\"\n[chaos]\nenabled = true\n[fleet]\nenabled = true\ninstance = \"{name}\"\npublish_seconds = 0.1\nreport_ttl_seconds = 1.0\n[[breakers]]\nname = \"payments\"\n",
                 redis.url()
             ),
         )

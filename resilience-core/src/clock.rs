@@ -32,6 +32,7 @@ use crossbeam_utils::CachePadded;
 /// assert_eq!(Nanos::from_nanos(3).saturating_since(t), Duration::ZERO);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
 pub struct Nanos(u64);
 
 impl Nanos {

@@ -24,6 +24,7 @@ use core::str::FromStr;
 /// # Ok::<(), resilience_core::HashParseError>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(transparent)]
 pub struct GovernanceHash(u64);
 
 impl GovernanceHash {

@@ -29,6 +29,7 @@ mod std_impl {
 
     /// `UnsafeCell` with loom's closure-based access API, so ring code is written once.
     #[derive(Debug)]
+    #[repr(transparent)] // slots of a file-backed ring have a fixed layout
     pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
 
     impl<T> UnsafeCell<T> {

@@ -193,6 +193,30 @@ fn metering_is_allocation_free() {
     assert_no_alloc("meter record, refused", || {
         assert!(full.record(event).is_err())
     });
+    full.close();
+    assert_no_alloc("meter record, closed", || {
+        assert!(full.record(event).is_err())
+    });
+
+    // The file-backed ring: the same record path on mapped memory.
+    let path = std::env::temp_dir().join(format!("no-alloc-{}.ring", std::process::id()));
+    let file =
+        MeterRing::open_with_clock(&path, 1 << 18, ManualClock::new(), Default::default()).unwrap();
+    assert_no_alloc("meter record, file-backed", || file.record(event).unwrap());
+    let mut drained = Vec::with_capacity(1 << 18);
+    file.drain_held(&mut drained, usize::MAX);
+    let last = drained.last().unwrap().id.seq;
+    assert_eq!(
+        allocations(|| file.release_through(last)),
+        0,
+        "releasing allocates nothing"
+    );
+    assert_no_alloc("meter record, file-backed, after release", || {
+        let _ = file.record(event);
+    });
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(path.with_extension("ring.lock"));
 }
 
 /// Polls `future` once with a no-op waker; the futures here are ready at once.

@@ -60,7 +60,9 @@ fn meter_ring_matches_reference_model() {
         total.accepted > 0
             && total.refused_full > 0
             && total.refused_closed > 0
-            && total.drained > 0,
+            && total.drained > 0
+            && total.held > 0
+            && total.releases > 0,
         "{total:?}"
     );
 }

@@ -1,20 +1,19 @@
 //! [`MeteringFlusher`]: drains the meter ring into a sink, spooling through outages.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use resilience_core::meter::{MeterRing, Refused, RingLedger, UsageEvent};
-use resilience_core::{Clock, ConfigError, GovernanceHash, Nanos};
-use serde::Serialize;
+use resilience_core::meter::{Drained, MeterRing, Refused, RingLedger, UsageEvent};
+use resilience_core::{Clock, GovernanceHash};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::config::MeteringConfig;
+use super::ledger::{Counts, MeteringLedger, SinkHealth};
 use super::record::{Batch, EventRecord};
 use super::sink::MeterSink;
 use super::spool::{CorruptSpoolFile, Spool, SpoolError};
-use crate::error::invalid;
+use resilience_core::ConfigError;
 
 /// The metering ring as the control plane sees it (implemented by [`MeterRing`]), so the
 /// flusher is not generic over the ring's clock.
@@ -26,24 +25,29 @@ pub trait MeterSource: Send + Sync + 'static {
     /// As [`MeterRing::record`].
     #[allow(clippy::result_large_err)] // the refused event comes back by value, as in core
     fn record(&self, event: UsageEvent) -> Result<(), Refused>;
-    /// See [`MeterRing::drain_into`].
-    fn drain_into(&self, out: &mut Vec<UsageEvent>, max: usize) -> usize;
+    /// See [`MeterRing::drain_held`]: events keep their slots until released.
+    fn drain_held(&self, out: &mut Vec<Drained>, max: usize) -> usize;
+    /// See [`MeterRing::release_through`].
+    fn release_through(&self, seq: u64);
     /// See [`MeterRing::ledger`].
     fn ledger(&self) -> RingLedger;
     /// See [`MeterRing::close`].
     fn close(&self);
-    /// Wall-clock time of a ring timestamp, in nanoseconds since the Unix epoch.
-    fn unix_nanos(&self, at: Nanos) -> u64;
     /// Governance tag stamped on events.
     fn governance(&self) -> GovernanceHash;
+    /// See [`MeterRing::epoch`].
+    fn epoch(&self) -> u64;
 }
 
 impl<C: Clock> MeterSource for MeterRing<C> {
     fn record(&self, event: UsageEvent) -> Result<(), Refused> {
         MeterRing::record(self, event)
     }
-    fn drain_into(&self, out: &mut Vec<UsageEvent>, max: usize) -> usize {
-        MeterRing::drain_into(self, out, max)
+    fn drain_held(&self, out: &mut Vec<Drained>, max: usize) -> usize {
+        MeterRing::drain_held(self, out, max)
+    }
+    fn release_through(&self, seq: u64) {
+        MeterRing::release_through(self, seq);
     }
     fn ledger(&self) -> RingLedger {
         MeterRing::ledger(self)
@@ -51,202 +55,30 @@ impl<C: Clock> MeterSource for MeterRing<C> {
     fn close(&self) {
         MeterRing::close(self);
     }
-    fn unix_nanos(&self, at: Nanos) -> u64 {
-        self.clock().unix_nanos(at)
-    }
     fn governance(&self) -> GovernanceHash {
         MeterRing::governance(self)
     }
-}
-
-/// Flusher settings; defaults from the original (1 s, batches of 100).
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct MeteringConfig {
-    /// Flush at least this often (default 1 s).
-    pub flush_interval: Duration,
-    /// Flush as soon as this many events wait (default 100).
-    pub batch_size: usize,
-    /// Most events in one write when catching up (default 2000).
-    pub max_batch: usize,
-    /// How often the ring is looked at (default 2 ms): the latency of "as soon as".
-    pub poll: Duration,
-    /// Spool directory (default `resilience-spool`).
-    pub spool_dir: PathBuf,
-    /// Spool size bound (default 64 MiB). At the bound the flusher stops draining and the ring
-    /// refuses new events (counted), so nothing accepted is dropped.
-    pub spool_max_bytes: u64,
-    /// First and longest wait before retrying a failed sink (default 250 ms and 30 s).
-    pub retry: (Duration, Duration),
-    /// Names this process in batch ids (default `$HOSTNAME` or `resilience`).
-    pub instance: String,
-    /// Governance tag the ring must carry.
-    pub governance: GovernanceHash,
-}
-
-impl Default for MeteringConfig {
-    fn default() -> Self {
-        MeteringConfig {
-            flush_interval: Duration::from_secs(1),
-            batch_size: 100,
-            max_batch: 2000,
-            poll: Duration::from_millis(2),
-            spool_dir: PathBuf::from("resilience-spool"),
-            spool_max_bytes: 64 << 20,
-            retry: (Duration::from_millis(250), Duration::from_secs(30)),
-            instance: std::env::var("HOSTNAME").unwrap_or_else(|_| "resilience".to_owned()),
-            governance: GovernanceHash::DEFAULT,
-        }
+    fn epoch(&self) -> u64 {
+        MeterRing::epoch(self)
     }
 }
 
-impl MeteringConfig {
-    /// The spool directory.
-    #[must_use]
-    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.spool_dir = dir.into();
-        self
-    }
-
-    /// First and longest retry wait.
-    #[must_use]
-    pub fn retry(mut self, first: Duration, longest: Duration) -> Self {
-        self.retry = (first, longest);
-        self
-    }
-
-    /// The instance name in batch ids.
-    #[must_use]
-    pub fn instance(mut self, name: impl Into<String>) -> Self {
-        self.instance = name.into();
-        self
-    }
-
-    /// Checks every field.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Invalid`] naming the field and its value.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.flush_interval < Duration::from_millis(1)
-            || self.flush_interval > Duration::from_secs(3600)
-        {
-            return Err(invalid(
-                "flush_interval",
-                format_args!("{:?}", self.flush_interval),
-                "between 1ms and 1h",
-            ));
-        }
-        if self.batch_size == 0 || self.batch_size > 100_000 {
-            return Err(invalid("batch_size", self.batch_size, "1 to 100000 events"));
-        }
-        if self.max_batch < self.batch_size || self.max_batch > 100_000 {
-            return Err(invalid(
-                "max_batch",
-                self.max_batch,
-                "from batch_size to 100000 events",
-            ));
-        }
-        if self.poll.is_zero() || self.poll > self.flush_interval {
-            return Err(invalid(
-                "poll",
-                format_args!("{:?}", self.poll),
-                "greater than 0 and at most flush_interval",
-            ));
-        }
-        if self.spool_max_bytes < 4096 {
-            return Err(invalid(
-                "spool_max_bytes",
-                self.spool_max_bytes,
-                "at least 4096 bytes",
-            ));
-        }
-        if self.retry.0.is_zero() || self.retry.1 < self.retry.0 {
-            return Err(invalid(
-                "retry",
-                format_args!("{:?}", self.retry),
-                "a first wait above 0, no longer than the longest",
-            ));
-        }
-        if self.instance.is_empty() || self.instance.contains(char::is_whitespace) {
-            return Err(invalid(
-                "instance",
-                format_args!("{:?}", self.instance),
-                "a name without spaces",
-            ));
-        }
-        Ok(())
-    }
-}
-
-crate::setters::setters!(MeteringConfig {
-    /// The flush interval.
-    flush_interval: Duration;
-    /// The batch size that triggers a flush.
-    batch_size: usize;
-    /// The largest write.
-    max_batch: usize;
-    /// The spool size bound.
-    spool_max_bytes: u64;
-    /// Governance tag.
-    governance: GovernanceHash;
-});
-
-/// Where every event stands, end to end. In every snapshot:
-///
-/// * `offered = accepted + refused_full + refused_closed`
-/// * `accepted + inherited = flushed + spooled + pending + quarantined`
-///
-/// `inherited` counts events found in the spool at start (left by an earlier run) and
-/// `quarantined` events in spool files that could not be read back; both are zero in a run that
-/// started with an empty spool and met no corruption, where simply `accepted = flushed +
-/// spooled + pending`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct MeteringLedger {
-    /// Events offered to the ring.
-    pub offered: u64,
-    /// Events the ring accepted.
-    pub accepted: u64,
-    /// Refused by a full ring (including while a full spool held the flusher back).
-    pub refused_full: u64,
-    /// Refused after the ring closed for shutdown.
-    pub refused_closed: u64,
-    /// Spooled by an earlier run, found at start.
-    pub inherited: u64,
-    /// Written to the sink.
-    pub flushed: u64,
-    /// On disk, waiting for the sink.
-    pub spooled: u64,
-    /// Accepted and not yet written or spooled (in the ring or in flight).
-    pub pending: u64,
-    /// In spool files that could not be read back (reported, kept in `corrupt/`).
-    pub quarantined: u64,
-    /// Batches written to the sink.
-    pub batches: u64,
-    /// Failed sink writes.
-    pub sink_failures: u64,
-}
-
-#[derive(Default)]
-struct Counts {
-    inherited: u64,
-    flushed: u64,
-    spooled: u64,
-    quarantined: u64,
-    batches: u64,
-    sink_failures: u64,
+/// A batch on its way out, and the ring sequence to release once it is safe (in the sink or
+/// in the spool). Spool replays release nothing: their events left the ring long ago.
+struct Outgoing {
+    batch: Batch,
+    release: Option<u64>,
 }
 
 struct FlushState {
     /// A batch the sink refused while the spool was full: the oldest unwritten events after
-    /// the spool's, so nothing more is drained until it is written.
-    held: Option<Batch>,
+    /// the spool's, so nothing more is drained until it is written. Its slots stay held.
+    held: Option<Outgoing>,
     healthy: bool,
     retry_at: Instant,
     backoff: Duration,
     last_flush: Instant,
-    buffer: Vec<UsageEvent>,
+    buffer: Vec<Drained>,
 }
 
 struct Inner {
@@ -254,16 +86,19 @@ struct Inner {
     sink: Arc<dyn MeterSink>,
     spool: Spool,
     config: MeteringConfig,
-    boot: u64,
-    sequence: AtomicU64,
     counts: Mutex<Counts>,
     state: tokio::sync::Mutex<FlushState>,
     corrupt: Mutex<Vec<CorruptSpoolFile>>,
+    health: Mutex<SinkHealth>,
 }
 
 /// Drains the meter ring every flush interval, or as soon as a batch is ready, into a sink;
 /// through a sink outage, batches go to a bounded disk spool and are replayed in order when the
 /// sink returns. Cheap to clone.
+///
+/// Events stay in their ring slots (on disk, for a file-backed ring) until the sink or the
+/// spool has them, so a crash at any moment loses nothing accepted; the sink's per-event ids
+/// make the redelivery that follows exactly once.
 ///
 /// # Examples
 ///
@@ -273,7 +108,7 @@ struct Inner {
 /// use resilience_core::meter::MeterRing;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let ring = Arc::new(MeterRing::with_capacity(MeterRing::DEFAULT_CAPACITY)?);
+/// let ring = Arc::new(MeterRing::open("spool/meter.ring", 65_536)?);
 /// let sink = Arc::new(RedisStreamSink::new("redis://127.0.0.1:6379", "resilience")?);
 /// let flusher = MeteringFlusher::open(ring.clone(), sink, MeteringConfig::default()).await?;
 /// # Ok(()) }
@@ -293,7 +128,7 @@ pub enum MeteringError {
     /// The ring carries another governance tag.
     #[error(transparent)]
     Governance(#[from] resilience_core::GovernanceMismatch),
-    /// The spool directory is unusable.
+    /// The spool directory is unusable (or owned by another process).
     #[error(transparent)]
     Spool(#[from] SpoolError),
 }
@@ -305,11 +140,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl MeteringFlusher {
     /// Opens the spool (replaying what an earlier run left comes first) and returns a flusher
-    /// for `source` into `sink`.
+    /// for `source` into `sink`. Events the ring recovered from its file count as inherited.
     ///
     /// # Errors
     ///
-    /// [`MeteringError`] for a bad setting, a governance mismatch or an unusable spool.
+    /// [`MeteringError`] for a bad setting, a governance mismatch or an unusable (or already
+    /// owned) spool.
     pub async fn open(
         source: Arc<dyn MeterSource>,
         sink: Arc<dyn MeterSink>,
@@ -320,26 +156,32 @@ impl MeteringFlusher {
             .governance()
             .ensure_matches(config.governance, "metering ring")?;
         let (spool, corrupt) = Spool::open(&config.spool_dir, config.spool_max_bytes).await?;
-        let inherited = spool.events();
-        if inherited > 0 {
-            tracing::info!(events = inherited, dir = %spool.dir().display(), "replaying a spool left by an earlier run");
+        let from_spool = spool.events();
+        let from_ring = source.ledger().recovered;
+        if from_spool + from_ring > 0 {
+            tracing::info!(
+                spooled = from_spool,
+                recovered = from_ring,
+                dir = %spool.dir().display(),
+                "delivering events an earlier run left behind"
+            );
         }
-        let boot = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let mut counts = Counts {
+            inherited: from_spool,
+            spooled: from_spool,
+            ..Counts::default()
+        };
+        for file in &corrupt {
+            counts.corrupt_files += 1;
+            counts.corrupt_bytes = counts.corrupt_bytes.saturating_add(file.bytes);
+        }
         let now = Instant::now();
         Ok(MeteringFlusher {
             inner: Arc::new(Inner {
                 source,
                 sink,
                 spool,
-                boot,
-                sequence: AtomicU64::new(0),
-                counts: Mutex::new(Counts {
-                    inherited,
-                    spooled: inherited,
-                    ..Counts::default()
-                }),
+                counts: Mutex::new(counts),
                 state: tokio::sync::Mutex::new(FlushState {
                     held: None,
                     healthy: true,
@@ -349,6 +191,7 @@ impl MeteringFlusher {
                     buffer: Vec::with_capacity(config.max_batch),
                 }),
                 corrupt: Mutex::new(corrupt),
+                health: Mutex::new(SinkHealth::Up),
                 config,
             }),
         })
@@ -369,29 +212,18 @@ impl MeteringFlusher {
         lock(&self.inner.corrupt).clone()
     }
 
+    /// Whether the sink is taking batches, or since when it has not (events meanwhile go to
+    /// the spool).
+    pub fn sink_health(&self) -> SinkHealth {
+        lock(&self.inner.health).clone()
+    }
+
     /// Where every event stands (see [`MeteringLedger`] for the identities that always hold).
     pub fn ledger(&self) -> MeteringLedger {
         // Counts first, ring second: the ring's accepted only grows, so what the sink and the
         // spool account for can never exceed it (pending never goes negative).
-        let counts = {
-            let c = lock(&self.inner.counts);
-            Counts { ..*c }
-        };
-        let ring = self.inner.source.ledger();
-        let settled = counts.flushed + counts.spooled + counts.quarantined;
-        MeteringLedger {
-            offered: ring.offered,
-            accepted: ring.accepted,
-            refused_full: ring.refused_full,
-            refused_closed: ring.refused_closed,
-            inherited: counts.inherited,
-            flushed: counts.flushed,
-            spooled: counts.spooled,
-            pending: (ring.accepted + counts.inherited).saturating_sub(settled),
-            quarantined: counts.quarantined,
-            batches: counts.batches,
-            sink_failures: counts.sink_failures,
-        }
+        let counts = lock(&self.inner.counts).clone();
+        MeteringLedger::from_parts(&counts, &self.inner.source.ledger())
     }
 
     /// Flushes until `cancel` fires (then call [`finish`](Self::finish)).
@@ -405,53 +237,62 @@ impl MeteringFlusher {
     }
 
     /// Closes the ring (later events are refused and counted) and writes out everything
-    /// accepted: to the sink while it works and `grace` lasts, to the spool (past its bound, if
-    /// need be) otherwise. Nothing accepted is left in memory.
+    /// accepted: to the sink while it works and `grace` lasts (trying it once even if it was
+    /// failing), to the spool (past its bound, if need be) otherwise. Nothing accepted is left
+    /// only in memory.
     pub async fn finish(&self, grace: Duration) -> MeteringLedger {
         self.inner.source.close();
         let deadline = Instant::now() + grace;
+        // Mid-backoff, still give the sink one chance before falling back to the disk.
+        self.inner.state.lock().await.retry_at = Instant::now();
         loop {
             self.step(true).await;
-            let settled = {
+            let (held, healthy) = {
                 let state = self.inner.state.lock().await;
-                state.held.is_none() && self.inner.source.ledger().pending == 0
+                (state.held.is_some(), state.healthy)
             };
-            let healthy = self.inner.state.lock().await.healthy;
-            if settled && (self.inner.spool.is_empty() || !healthy) {
+            let drained = !held && self.inner.source.ledger().pending == 0;
+            if drained && (self.inner.spool.is_empty() || !healthy) {
                 break;
             }
             if Instant::now() >= deadline || !healthy {
                 self.spool_everything().await;
                 break;
             }
+            // A producer that claimed a slot before the close is still writing it.
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let ledger = self.ledger();
         tracing::info!(?ledger, "metering finished");
         ledger
     }
 
-    fn next_batch(&self, state: &mut FlushState) -> Option<Batch> {
+    fn next_batch(&self, state: &mut FlushState) -> Option<Outgoing> {
         state.buffer.clear();
         let n = self
             .inner
             .source
-            .drain_into(&mut state.buffer, self.inner.config.max_batch);
-        if n == 0 {
-            return None;
-        }
-        let records = state
-            .buffer
-            .iter()
-            .map(|e| EventRecord::from_event(e, self.inner.source.unix_nanos(e.at)))
-            .collect();
-        let sequence = self.inner.sequence.fetch_add(1, Ordering::Relaxed);
-        Some(Batch {
-            id: format!(
-                "{}:{:x}:{sequence}",
-                self.inner.config.instance, self.inner.boot
-            ),
-            records,
+            .drain_held(&mut state.buffer, self.inner.config.max_batch);
+        let (first, last) = (state.buffer.first()?.id, state.buffer.last()?.id);
+        debug_assert_eq!(n, state.buffer.len());
+        let records = state.buffer.iter().map(EventRecord::from_drained).collect();
+        Some(Outgoing {
+            batch: Batch {
+                id: format!(
+                    "{}:{:016x}:{}-{}",
+                    self.inner.config.instance, first.epoch, first.seq, last.seq
+                ),
+                records,
+            },
+            release: Some(last.seq),
         })
+    }
+
+    /// The batch is safe in the sink or the spool: its slots may go.
+    fn release(&self, outgoing: &Outgoing) {
+        if let Some(seq) = outgoing.release {
+            self.inner.source.release_through(seq);
+        }
     }
 
     /// One round: replay the spool, write a held batch, then flush the ring if a batch is
@@ -469,11 +310,11 @@ impl MeteringFlusher {
             self.failed(&mut state);
             return;
         }
-        if let Some(batch) = state.held.take() {
-            if self.write(&batch).await {
-                self.settled(batch.records.len() as u64, 0);
+        if let Some(outgoing) = state.held.take() {
+            if let Some(duplicates) = self.write(&outgoing.batch).await {
+                self.delivered(&outgoing, duplicates, false);
             } else {
-                state.held = Some(batch);
+                state.held = Some(outgoing);
                 self.failed(&mut state);
                 return;
             }
@@ -484,13 +325,13 @@ impl MeteringFlusher {
             || (pending > 0
                 && now.duration_since(state.last_flush) >= self.inner.config.flush_interval);
         if due {
-            while let Some(batch) = self.next_batch(&mut state) {
-                if !self.write(&batch).await {
+            while let Some(outgoing) = self.next_batch(&mut state) {
+                let Some(duplicates) = self.write(&outgoing.batch).await else {
                     self.failed(&mut state);
-                    self.spool_or_hold(&mut state, batch, false).await;
+                    self.spool_or_hold(&mut state, outgoing, false).await;
                     return;
-                }
-                self.settled(batch.records.len() as u64, 0);
+                };
+                self.delivered(&outgoing, duplicates, false);
                 // Keep going while a full batch waits (throughput is not capped by the
                 // interval); a partial one waits for the next round.
                 if !force
@@ -501,28 +342,59 @@ impl MeteringFlusher {
             }
             state.last_flush = now;
         }
+        if !state.healthy {
+            tracing::info!(sink = self.inner.sink.name(), "metering sink is back");
+        }
         state.healthy = true;
         state.backoff = self.inner.config.retry.0;
+        *lock(&self.inner.health) = SinkHealth::Up;
     }
 
-    async fn write(&self, batch: &Batch) -> bool {
+    /// Writes a batch: `Some(records the sink already had)` when the sink has it all.
+    async fn write(&self, batch: &Batch) -> Option<u64> {
+        let before = self.inner.sink.duplicates_skipped();
         match self.inner.sink.write(batch).await {
-            Ok(()) => true,
+            Ok(()) => Some(
+                self.inner
+                    .sink
+                    .duplicates_skipped()
+                    .saturating_sub(before)
+                    .min(batch.records.len() as u64),
+            ),
             Err(err) => {
                 lock(&self.inner.counts).sink_failures += 1;
-                tracing::warn!(sink = self.inner.sink.name(), %err, events = batch.records.len(), "metering sink write failed");
-                false
+                let message = err.to_string();
+                tracing::warn!(sink = self.inner.sink.name(), error = %message, events = batch.records.len(), "metering sink write failed");
+                let mut health = lock(&self.inner.health);
+                match &mut *health {
+                    SinkHealth::Down { error, .. } => *error = message,
+                    up => {
+                        *up = SinkHealth::Down {
+                            since: std::time::SystemTime::now(),
+                            error: message,
+                        }
+                    }
+                }
+                None
             }
         }
     }
 
-    /// Records `flushed` events written and `unspooled` of them taken from the spool, in one
-    /// step so the ledger never sees them twice.
-    fn settled(&self, flushed: u64, unspooled: u64) {
-        let mut counts = lock(&self.inner.counts);
-        counts.spooled -= unspooled;
-        counts.flushed += flushed;
-        counts.batches += 1;
+    /// A batch reached the sink (`duplicates` of its records were already there), from the
+    /// spool or not: counted in one step, so no ledger snapshot sees its events twice; then
+    /// its ring slots are released.
+    fn delivered(&self, outgoing: &Outgoing, duplicates: u64, from_spool: bool) {
+        let events = outgoing.batch.records.len() as u64;
+        {
+            let mut counts = lock(&self.inner.counts);
+            counts.duplicates += duplicates;
+            counts.flushed += events - duplicates;
+            counts.batches += 1;
+            if from_spool {
+                counts.spooled = counts.spooled.saturating_sub(events);
+            }
+        }
+        self.release(outgoing);
     }
 
     fn failed(&self, state: &mut FlushState) {
@@ -536,18 +408,24 @@ impl MeteringFlusher {
         while let Some(file) = self.inner.spool.oldest() {
             match self.inner.spool.read(&file).await {
                 Ok(batch) => {
-                    if !self.write(&batch).await {
+                    let outgoing = Outgoing {
+                        batch,
+                        release: None,
+                    };
+                    let Some(duplicates) = self.write(&outgoing.batch).await else {
                         return false;
-                    }
+                    };
                     self.inner.spool.remove(&file).await;
-                    self.settled(batch.records.len() as u64, file.events);
+                    self.delivered(&outgoing, duplicates, true);
                 }
                 Err(corrupt) => {
                     self.inner.spool.quarantine(&corrupt).await;
                     {
                         let mut counts = lock(&self.inner.counts);
-                        counts.spooled -= corrupt.events;
-                        counts.quarantined += corrupt.events;
+                        counts.spooled = counts.spooled.saturating_sub(file.events);
+                        counts.quarantined = counts.quarantined.saturating_add(file.events);
+                        counts.corrupt_files += 1;
+                        counts.corrupt_bytes = counts.corrupt_bytes.saturating_add(file.bytes);
                     }
                     lock(&self.inner.corrupt).push(corrupt);
                 }
@@ -556,20 +434,21 @@ impl MeteringFlusher {
         true
     }
 
-    async fn spool_or_hold(&self, state: &mut FlushState, batch: Batch, force: bool) -> bool {
-        let events = batch.records.len() as u64;
-        match self.inner.spool.push(&batch, force).await {
+    async fn spool_or_hold(&self, state: &mut FlushState, outgoing: Outgoing, force: bool) -> bool {
+        let events = outgoing.batch.records.len() as u64;
+        match self.inner.spool.push(&outgoing.batch, force).await {
             Ok(()) => {
                 lock(&self.inner.counts).spooled += events;
+                self.release(&outgoing);
                 true
             }
             Err(err) => {
                 if matches!(err, SpoolError::Io { .. }) {
-                    tracing::error!(%err, "could not spool a metering batch; holding it in memory");
+                    tracing::error!(%err, "could not spool a metering batch; holding it in the ring");
                 }
                 // Full (or failing) spool: hold the batch and stop draining, so the ring fills
                 // and refuses new events (counted) instead of anything accepted being dropped.
-                state.held = Some(batch);
+                state.held = Some(outgoing);
                 false
             }
         }
@@ -586,26 +465,26 @@ impl MeteringFlusher {
             if !due {
                 break;
             }
-            let Some(batch) = self.next_batch(state) else {
+            let Some(outgoing) = self.next_batch(state) else {
                 break;
             };
             state.last_flush = now;
-            if !self.spool_or_hold(state, batch, false).await {
+            if !self.spool_or_hold(state, outgoing, false).await {
                 break;
             }
         }
     }
 
     /// Shutdown with the sink unavailable: everything accepted goes to disk, bound or not. If
-    /// the disk itself refuses, the batch stays held (and counted as pending) and draining stops,
-    /// rather than replacing it with the next one.
+    /// the disk itself refuses, the batch stays held in the ring (and counted as pending; a
+    /// file-backed ring still has it for the next start) and draining stops.
     async fn spool_everything(&self) {
         let mut state = self.inner.state.lock().await;
         let mut next = state.held.take();
-        while let Some(batch) = next.or_else(|| self.next_batch(&mut state)) {
-            if !self.spool_or_hold(&mut state, batch, true).await {
+        while let Some(outgoing) = next.or_else(|| self.next_batch(&mut state)) {
+            if !self.spool_or_hold(&mut state, outgoing, true).await {
                 tracing::error!(
-                    "metering events could not be written anywhere at shutdown; they stay counted as pending"
+                    "metering events could not be written anywhere at shutdown; they stay counted as pending (and in the ring file, if there is one)"
                 );
                 return;
             }

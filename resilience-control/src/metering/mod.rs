@@ -49,16 +49,20 @@
 //!
 //! [`MeterRing`]: resilience_core::meter::MeterRing
 
+mod config;
 mod flusher;
 mod hooks;
+mod ledger;
 mod record;
 mod redis;
 mod sink;
 mod spool;
 
-pub use flusher::{MeterSource, MeteringConfig, MeteringError, MeteringFlusher, MeteringLedger};
+pub use config::MeteringConfig;
+pub use flusher::{MeterSource, MeteringError, MeteringFlusher};
 pub use hooks::{HookError, MeteringHooks};
+pub use ledger::{MeteringLedger, SinkHealth};
 pub use record::{Batch, EventRecord};
-pub use redis::RedisStreamSink;
+pub use redis::{Durability, RedisStreamSink, StreamTrim};
 pub use sink::{JsonlSink, MeterSink, SinkError};
 pub use spool::{CorruptSpoolFile, Spool, SpoolError, SpoolFile};

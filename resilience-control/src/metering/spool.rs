@@ -1,15 +1,23 @@
 //! The outage buffer: batches the sink could not take, on disk, replayed in order.
 //!
-//! One file per batch, named by a sequence number that keeps growing across restarts, so
+//! One process owns a spool directory: it holds an exclusive lock on `<dir>/.lock` (stamped
+//! with its pid) for as long as the spool is open, and a second process is refused with an
+//! error naming the directory and the holder. (Two instances need two directories; set
+//! `metering.spool_dir` per instance.)
+//!
+//! One file per batch, named `<sequence>-<pid>.jsonl`, the sequence growing across restarts, so
 //! listing the directory gives the replay order. Each file is a header line
-//! (`{"batch":..,"events":..}`) then one record per line, written to a temporary name and renamed
-//! into place, so a crash never leaves a half-written batch under a real name. A file that fails
-//! to parse is moved to `corrupt/` and reported; it never stops the flusher.
+//! (`{"batch":..,"events":..}`) then one record per line, written to a temporary name, synced,
+//! and renamed into place, so a crash never leaves a half-written batch under a real name.
+//! Every file is read whole at open, so the events it holds are counted exactly; a file that
+//! fails to parse is moved to `corrupt/` and reported (with its size, and its event count
+//! where the header was readable), and never stops the flusher.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
+use resilience_core::meter::{LockError, LockFile};
 use serde::{Deserialize, Serialize};
 
 use super::record::{Batch, EventRecord};
@@ -19,7 +27,7 @@ use super::record::{Batch, EventRecord};
 pub struct SpoolFile {
     /// Where it is.
     pub path: PathBuf,
-    /// Events it holds (from its header).
+    /// Events it holds.
     pub events: u64,
     /// Its size.
     pub bytes: u64,
@@ -31,7 +39,7 @@ struct Header {
     events: u64,
 }
 
-/// Why a batch could not be spooled.
+/// Why the spool could not be opened or a batch could not be spooled.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpoolError {
@@ -44,6 +52,17 @@ pub enum SpoolError {
         bytes: u64,
         /// The bound.
         max: u64,
+    },
+    /// Another process owns the directory.
+    #[error(
+        "spool directory {dir} is in use by {}; give each instance its own metering.spool_dir",
+        pid.map_or_else(|| "another process".to_owned(), |p| format!("process {p}"))
+    )]
+    Locked {
+        /// The spool directory.
+        dir: PathBuf,
+        /// The holder's process id, when it could be read.
+        pid: Option<u32>,
     },
     /// The disk refused.
     #[error("spool {path}: {source}")]
@@ -64,8 +83,11 @@ pub struct CorruptSpoolFile {
     pub path: PathBuf,
     /// What was wrong.
     pub reason: String,
-    /// Events its header claimed, if the header was readable.
-    pub events: u64,
+    /// Events it held, when that is known (from a readable header); `None` when the header
+    /// itself is damaged, never a guess.
+    pub events: Option<u64>,
+    /// Its size.
+    pub bytes: u64,
 }
 
 struct State {
@@ -79,6 +101,7 @@ pub struct Spool {
     dir: PathBuf,
     max_bytes: u64,
     state: Mutex<State>,
+    _lock: LockFile,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
@@ -88,19 +111,38 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
     }
 }
 
+/// The sequence of a spool file name (`<sequence>-<pid>.jsonl`, or `<sequence>.jsonl` from
+/// earlier builds).
+fn sequence_of(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".jsonl")?;
+    stem.split('-').next()?.parse().ok()
+}
+
 impl Spool {
-    /// Opens (creating) the spool at `dir`, bounded at `max_bytes`, and lists batches left by
-    /// an earlier run. Files whose header cannot be read are quarantined and returned.
+    /// Opens (creating) the spool at `dir`, bounded at `max_bytes`, takes its lock, and reads
+    /// every batch left by an earlier run. Files that cannot be read are quarantined and
+    /// returned.
     ///
     /// # Errors
     ///
-    /// [`SpoolError::Io`] if the directory cannot be created or listed.
+    /// [`SpoolError::Locked`] when another process owns `dir`, [`SpoolError::Io`] if the
+    /// directory cannot be created or listed.
     pub async fn open(
         dir: impl Into<PathBuf>,
         max_bytes: u64,
     ) -> Result<(Spool, Vec<CorruptSpoolFile>), SpoolError> {
         let dir = dir.into();
         tokio::fs::create_dir_all(&dir).await.map_err(io(&dir))?;
+        let lock = LockFile::acquire(dir.join(".lock")).map_err(|e| match e {
+            LockError::Held { pid, .. } => SpoolError::Locked {
+                dir: dir.clone(),
+                pid,
+            },
+            other => SpoolError::Io {
+                path: other.path().to_owned(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })?;
         let mut names = Vec::new();
         let mut entries = tokio::fs::read_dir(&dir).await.map_err(io(&dir))?;
         while let Some(entry) = entries.next_entry().await.map_err(io(&dir))? {
@@ -108,10 +150,7 @@ impl Spool {
             if name.starts_with(".tmp-") {
                 // A write cut short by a crash: never renamed, so never accepted as spooled.
                 let _ = tokio::fs::remove_file(entry.path()).await;
-            } else if let Some(sequence) = name
-                .strip_suffix(".jsonl")
-                .and_then(|s| s.parse::<u64>().ok())
-            {
+            } else if let Some(sequence) = sequence_of(&name) {
                 names.push((sequence, entry.path()));
             }
         }
@@ -121,23 +160,27 @@ impl Spool {
             state: Mutex::new(State {
                 files: VecDeque::new(),
                 bytes: 0,
-                next_sequence: names.last().map_or(1, |(s, _)| s + 1),
+                next_sequence: names.last().map_or(1, |(s, _)| s.saturating_add(1)),
             }),
             dir,
+            _lock: lock,
         };
         let mut corrupt = Vec::new();
         for (_, path) in names {
-            match read_header(&path).await {
-                Ok((header, bytes)) => {
+            let bytes = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+            match read_file(&path).await {
+                Ok(batch) => {
                     let mut state = spool.lock();
-                    state.bytes += bytes;
+                    state.bytes = state.bytes.saturating_add(bytes);
                     state.files.push_back(SpoolFile {
                         path,
-                        events: header.events,
+                        events: batch.records.len() as u64,
                         bytes,
                     });
                 }
-                Err(reason) => corrupt.push(spool.quarantine_path(&path, reason, 0).await),
+                Err((reason, events)) => {
+                    corrupt.push(spool.quarantine_path(&path, reason, events, bytes).await);
+                }
             }
         }
         Ok((spool, corrupt))
@@ -159,7 +202,10 @@ impl Spool {
 
     /// Events waiting.
     pub fn events(&self) -> u64 {
-        self.lock().files.iter().map(|f| f.events).sum()
+        self.lock()
+            .files
+            .iter()
+            .fold(0u64, |n, f| n.saturating_add(f.events))
     }
 
     /// Whether nothing waits.
@@ -172,12 +218,13 @@ impl Spool {
         self.lock().files.front().cloned()
     }
 
-    /// Writes `batch` to the spool. `force` ignores the size bound (shutdown: the alternative
-    /// would be to lose accepted events).
+    /// Writes `batch` to the spool, durably (synced before it is renamed into place). `force`
+    /// ignores the size bound (shutdown: the alternative would be to lose accepted events).
     ///
     /// # Errors
     ///
-    /// [`SpoolError::Full`] at the bound, [`SpoolError::Io`] if the disk refuses.
+    /// [`SpoolError::Full`] at the bound, [`SpoolError::Io`] if the disk refuses (full disk
+    /// included; nothing partial is left under a real name).
     pub async fn push(&self, batch: &Batch, force: bool) -> Result<(), SpoolError> {
         let mut body = Vec::with_capacity(64 + batch.records.len() * 256);
         let header = Header {
@@ -197,7 +244,7 @@ impl Spool {
         let size = body.len() as u64;
         let sequence = {
             let mut state = self.lock();
-            if !force && state.bytes + size > self.max_bytes {
+            if !force && state.bytes.saturating_add(size) > self.max_bytes {
                 return Err(SpoolError::Full {
                     dir: self.dir.clone(),
                     bytes: state.bytes,
@@ -205,15 +252,25 @@ impl Spool {
                 });
             }
             // Reserve the space and the name now, so concurrent pushes stay in bounds and order.
-            state.bytes += size;
+            state.bytes = state.bytes.saturating_add(size);
             state.next_sequence += 1;
             state.next_sequence - 1
         };
-        let path = self.dir.join(format!("{sequence:020}.jsonl"));
-        let tmp = self.dir.join(format!(".tmp-{sequence:020}"));
+        let pid = std::process::id();
+        let path = self.dir.join(format!("{sequence:020}-{pid}.jsonl"));
+        let tmp = self.dir.join(format!(".tmp-{sequence:020}-{pid}"));
         let written = async {
-            tokio::fs::write(&tmp, &body).await.map_err(io(&tmp))?;
-            tokio::fs::rename(&tmp, &path).await.map_err(io(&path))
+            let mut file = tokio::fs::File::create(&tmp).await.map_err(io(&tmp))?;
+            tokio::io::AsyncWriteExt::write_all(&mut file, &body)
+                .await
+                .map_err(io(&tmp))?;
+            file.sync_all().await.map_err(io(&tmp))?;
+            tokio::fs::rename(&tmp, &path).await.map_err(io(&path))?;
+            // The rename is durable once the directory is (best effort).
+            if let Ok(dir) = tokio::fs::File::open(&self.dir).await {
+                let _ = dir.sync_all().await;
+            }
+            Ok(())
         }
         .await;
         // Account under the lock, await only after it is released.
@@ -229,7 +286,7 @@ impl Spool {
                     None
                 }
                 Err(err) => {
-                    state.bytes -= size;
+                    state.bytes = state.bytes.saturating_sub(size);
                     Some(err)
                 }
             }
@@ -251,37 +308,14 @@ impl Spool {
     ///
     /// [`quarantine`]: Self::quarantine
     pub async fn read(&self, file: &SpoolFile) -> Result<Batch, CorruptSpoolFile> {
-        let corrupt = |reason: String| CorruptSpoolFile {
-            path: file.path.clone(),
-            reason,
-            events: file.events,
-        };
-        let text = tokio::fs::read_to_string(&file.path)
+        read_file(&file.path)
             .await
-            .map_err(|e| corrupt(e.to_string()))?;
-        let mut lines = text.lines();
-        let header: Header = lines
-            .next()
-            .ok_or_else(|| corrupt("empty file".into()))
-            .and_then(|l| serde_json::from_str(l).map_err(|e| corrupt(format!("header: {e}"))))?;
-        let records = lines
-            .enumerate()
-            .map(|(i, line)| {
-                serde_json::from_str::<EventRecord>(line)
-                    .map_err(|e| corrupt(format!("line {}: {e}", i + 2)))
+            .map_err(|(reason, _)| CorruptSpoolFile {
+                path: file.path.clone(),
+                reason,
+                events: Some(file.events),
+                bytes: file.bytes,
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        if records.len() as u64 != header.events {
-            return Err(corrupt(format!(
-                "header says {} events, file has {}",
-                header.events,
-                records.len()
-            )));
-        }
-        Ok(Batch {
-            id: header.batch,
-            records,
-        })
     }
 
     /// Deletes a batch that reached the sink.
@@ -296,7 +330,7 @@ impl Spool {
         let mut state = self.lock();
         if let Some(at) = state.files.iter().position(|f| f.path == file.path) {
             state.files.remove(at);
-            state.bytes -= file.bytes;
+            state.bytes = state.bytes.saturating_sub(file.bytes);
         }
     }
 
@@ -309,13 +343,24 @@ impl Spool {
             .find(|f| f.path == corrupt.path)
             .cloned();
         if let Some(file) = file {
-            self.quarantine_path(&file.path, corrupt.reason.clone(), file.events)
-                .await;
+            self.quarantine_path(
+                &file.path,
+                corrupt.reason.clone(),
+                Some(file.events),
+                file.bytes,
+            )
+            .await;
             self.forget(&file);
         }
     }
 
-    async fn quarantine_path(&self, path: &Path, reason: String, events: u64) -> CorruptSpoolFile {
+    async fn quarantine_path(
+        &self,
+        path: &Path,
+        reason: String,
+        events: Option<u64>,
+        bytes: u64,
+    ) -> CorruptSpoolFile {
         let corrupt_dir = self.dir.join("corrupt");
         let target = corrupt_dir.join(path.file_name().unwrap_or_default());
         let moved = async {
@@ -323,22 +368,50 @@ impl Spool {
             tokio::fs::rename(path, &target).await
         }
         .await;
-        tracing::error!(path = %path.display(), %reason, quarantined = moved.is_ok(), "corrupt spool file skipped");
+        tracing::error!(path = %path.display(), %reason, ?events, bytes, quarantined = moved.is_ok(), "corrupt spool file skipped");
         CorruptSpoolFile {
             path: path.to_owned(),
             reason,
             events,
+            bytes,
         }
     }
 }
 
-async fn read_header(path: &Path) -> Result<(Header, u64), String> {
+/// Reads and checks a whole spool file: the header, every record, and that the header's count
+/// matches. On failure: why, and the header's count when the header was readable.
+async fn read_file(path: &Path) -> Result<Batch, (String, Option<u64>)> {
     let text = tokio::fs::read_to_string(path)
         .await
-        .map_err(|e| e.to_string())?;
-    let first = text.lines().next().ok_or("empty file")?;
-    let header: Header = serde_json::from_str(first).map_err(|e| format!("header: {e}"))?;
-    Ok((header, text.len() as u64))
+        .map_err(|e| (e.to_string(), None))?;
+    let mut lines = text.lines();
+    let header: Header = lines
+        .next()
+        .ok_or_else(|| ("empty file".to_owned(), None))
+        .and_then(|l| serde_json::from_str(l).map_err(|e| (format!("header: {e}"), None)))?;
+    let claimed = Some(header.events);
+    let records = lines
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str::<EventRecord>(line)
+                .map_err(|e| (format!("line {}: {e}", i + 2), claimed))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if records.len() as u64 != header.events {
+        return Err((
+            format!(
+                "header says {} events, file has {}",
+                header.events,
+                records.len()
+            ),
+            // A header that lies about its count is not believed either.
+            None,
+        ));
+    }
+    Ok(Batch {
+        id: header.batch,
+        records,
+    })
 }
 
 impl std::fmt::Debug for Spool {

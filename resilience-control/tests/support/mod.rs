@@ -1,4 +1,5 @@
-//! Test support: a real `redis-server` on a free port, killed when dropped.
+//! Test support: a real `redis-server` on a free port, killed when dropped. Tests only ever
+//! write into servers they started (never into `REDIS_URL` or the machine's own Redis).
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
@@ -11,10 +12,6 @@ pub struct RedisServer {
     port: u16,
     /// Where a durable server keeps its append-only file.
     durable: Option<std::path::PathBuf>,
-    /// A server this test does not own (from `REDIS_URL`).
-    external: Option<String>,
-    /// Namespaces handed out, whose keys are deleted from a shared server at drop.
-    namespaces: std::cell::RefCell<Vec<String>>,
 }
 
 /// Whether `redis-server` can be run here. Under `CI=true` a missing binary is a failure (see
@@ -52,22 +49,6 @@ pub fn free_port() -> u16 {
 }
 
 impl RedisServer {
-    /// The server at `REDIS_URL` when that is set (tests then use a namespace of their own, see
-    /// [`unique`]), else one started on a free port. Tests that kill or restart the server use
-    /// [`RedisServer::start`] instead.
-    pub fn shared() -> Option<RedisServer> {
-        match std::env::var("REDIS_URL") {
-            Ok(url) if !url.is_empty() => Some(RedisServer {
-                child: None,
-                port: 0,
-                durable: None,
-                external: Some(url),
-                namespaces: Default::default(),
-            }),
-            _ => Self::start(),
-        }
-    }
-
     /// Starts a server on a free port, or returns `None` (after saying so) where there is no
     /// `redis-server` and CI is not set.
     pub fn start() -> Option<RedisServer> {
@@ -80,8 +61,6 @@ impl RedisServer {
             child: None,
             port,
             durable: None,
-            external: None,
-            namespaces: Default::default(),
         };
         server.spawn();
         server
@@ -97,8 +76,6 @@ impl RedisServer {
             child: None,
             port: free_port(),
             durable: Some(dir.to_owned()),
-            external: None,
-            namespaces: Default::default(),
         };
         server.spawn();
         Some(server)
@@ -141,10 +118,6 @@ impl RedisServer {
 
     /// Brings a killed server back on the same port (with its data, if durable).
     pub fn restart(&mut self) {
-        assert!(
-            self.external.is_none(),
-            "cannot restart a server this test does not own"
-        );
         self.kill();
         self.spawn();
     }
@@ -167,12 +140,9 @@ impl RedisServer {
         }
     }
 
-    /// `redis://127.0.0.1:<port>`, or `REDIS_URL` for a shared server.
+    /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        match &self.external {
-            Some(url) => url.clone(),
-            None => format!("redis://127.0.0.1:{}", self.port),
-        }
+        format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// The port.
@@ -188,15 +158,12 @@ impl RedisServer {
         }
     }
 
-    /// `name` made unique to this run, so tests sharing a `REDIS_URL` server never see each
-    /// other's (or an earlier run's) keys; on a shared server its keys are deleted at drop.
+    /// `name` made unique to this run (tests on one server never see each other's keys).
     pub fn namespace(&self, name: &str) -> String {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let ns = format!("{name}-{}-{nanos}", std::process::id());
-        self.namespaces.borrow_mut().push(ns.clone());
-        ns
+        format!("{name}-{}-{nanos}", std::process::id())
     }
 
     /// A synchronous connection, for checking what arrived.
@@ -210,21 +177,6 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        if self.external.is_some() {
-            let Ok(mut conn) = redis::Client::open(self.url()).and_then(|c| c.get_connection())
-            else {
-                return;
-            };
-            for ns in self.namespaces.borrow().iter() {
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("{{{ns}}}*"))
-                    .query(&mut conn)
-                    .unwrap_or_default();
-                if !keys.is_empty() {
-                    let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
-                }
-            }
-        }
         self.kill();
     }
 }

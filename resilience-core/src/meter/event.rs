@@ -24,9 +24,10 @@ pub const MAX_ID_LEN: usize = 43;
 /// # Ok::<(), resilience_core::meter::MeterError>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(C)] // a fixed layout: file-backed rings keep events on disk (see `MeterRing::open`)
 pub struct InlineId {
-    len: u8,
-    bytes: [u8; MAX_ID_LEN],
+    pub(crate) len: u8,
+    pub(crate) bytes: [u8; MAX_ID_LEN],
 }
 
 impl InlineId {
@@ -81,21 +82,24 @@ impl fmt::Display for InlineId {
 }
 
 /// What was metered (the original's `MeterableOperation`).
+///
+/// The discriminants are part of the ring file's format and never change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
+#[repr(u16)]
 pub enum Operation {
     /// A constitutional (governance) validation.
-    ConstitutionalValidation,
+    ConstitutionalValidation = 0,
     /// An agent message through the bus.
-    AgentMessage,
+    AgentMessage = 1,
     /// A policy evaluation.
-    PolicyEvaluation,
+    PolicyEvaluation = 2,
     /// A deliberation (review) request.
-    DeliberationRequest,
+    DeliberationRequest = 3,
     /// A human-in-the-loop approval.
-    HitlApproval,
+    HitlApproval = 4,
     /// An application-defined operation.
-    Other(u16),
+    Other(u16) = 5,
 }
 
 impl Operation {
@@ -113,17 +117,20 @@ impl Operation {
 }
 
 /// Billing tier (the original's `MeteringTier`).
+///
+/// The discriminants are part of the ring file's format and never change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
+#[repr(u8)]
 pub enum Tier {
     /// Free tier.
-    Free,
+    Free = 0,
     /// Standard tier.
-    Standard,
+    Standard = 1,
     /// Premium tier.
-    Premium,
+    Premium = 2,
     /// Enterprise tier.
-    Enterprise,
+    Enterprise = 3,
 }
 
 impl Tier {
@@ -156,6 +163,7 @@ impl Tier {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
+#[repr(C)] // a fixed layout: file-backed rings keep events on disk (see `MeterRing::open`)
 pub struct UsageEvent {
     /// Who is billed.
     pub tenant: InlineId,

@@ -1,5 +1,7 @@
 //! Usage metering on the data path: fixed-size [`UsageEvent`]s into a lock-free [`MeterRing`]
-//! that the control plane's flusher drains.
+//! that the control plane's flusher drains. A ring can live in memory or in a file
+//! ([`MeterRing::open`]), where accepted events survive `kill -9` and come back, with their
+//! [`EventId`]s, when the file is opened again.
 //!
 //! ```
 //! use resilience_core::meter::{MeterRing, Operation, Tier, UsageEvent};
@@ -13,10 +15,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod drained;
 mod event;
+mod file;
+mod lock;
 mod ring;
 
+pub use drained::{Drained, EventId, EventIdParseError};
 pub use event::{InlineId, MAX_ID_LEN, Operation, Tier, UsageEvent};
+pub use lock::{LockError, LockFile};
 pub use ring::{MeterRing, RefuseReason, Refused, RingLedger};
 
 /// A rejected metering value, naming the field.
@@ -32,6 +39,22 @@ pub enum MeterError {
         value: String,
         /// What would have been accepted.
         expected: &'static str,
+    },
+    /// Another process holds the ring file (see [`MeterRing::open`]).
+    #[error("meter ring file {} is in use by {}", path.display(), pid.map_or_else(|| "another process".to_owned(), |p| format!("process {p}")))]
+    Locked {
+        /// The ring file.
+        path: std::path::PathBuf,
+        /// The holder's process id, when it could be read.
+        pid: Option<u32>,
+    },
+    /// The ring file cannot be used.
+    #[error("meter ring file {}: {reason}", path.display())]
+    File {
+        /// The ring file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
 }
 

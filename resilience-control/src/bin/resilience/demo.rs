@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use resilience_control::health::{HealthChange, HealthConfig, HealthStatus};
+use resilience_control::metering::SinkHealth;
 use resilience_control::recovery::{RecoveryConfig, RecoveryPolicy, RecoveryStrategy};
 use resilience_control::{ControlPlane, ResilienceConfig, http};
 use resilience_core::chaos::{ChaosPoint, ErrorCode, Fault, FaultTable};
@@ -33,10 +34,15 @@ pub(crate) struct Args {
     /// How often a progress line is printed.
     #[arg(long, default_value = "1s", value_parser = crate::duration)]
     pub(crate) every: Duration,
-    /// Where usage events go: `auto` (Redis when one answers at REDIS_URL or
-    /// 127.0.0.1:6379, else a JSONL file), `redis` or `jsonl`.
+    /// Where usage events go: `auto` (the Redis of REDIS_URL / redis_url when one is
+    /// configured, else the JSONL file), `redis` (that Redis, or 127.0.0.1:6379) or `jsonl`.
+    /// A configured Redis that does not answer is reported, and events wait in the spool.
     #[arg(long, value_enum, default_value_t = SinkChoice::Auto)]
     pub(crate) sink: SinkChoice,
+    /// Redis key namespace the demo writes under: its own, so it never mixes with a real
+    /// service's metering or fleet keys.
+    #[arg(long, default_value = "resilience-demo")]
+    pub(crate) namespace: String,
     /// Also serve the HTTP endpoints here while the demo runs (e.g. 127.0.0.1:9090), so
     /// `resilience chaos list` and Prometheus can watch it.
     #[arg(long)]
@@ -105,7 +111,7 @@ pub(crate) async fn run(config_path: Option<&Path>, args: Args) -> Result<(), Er
     }
     let config = ResilienceConfig::load(config_path)?;
     let sink = match args.sink {
-        SinkChoice::Auto => wiring::choose_sink(&config, true).await,
+        SinkChoice::Auto => wiring::Sink::from_config(&config),
         SinkChoice::Redis => wiring::Sink::Redis(
             config
                 .redis_url
@@ -115,7 +121,16 @@ pub(crate) async fn run(config_path: Option<&Path>, args: Args) -> Result<(), Er
         SinkChoice::Jsonl => wiring::Sink::Jsonl,
     };
     // The demo is a sandbox: chaos is on here whatever the configuration says.
-    let parts = wiring::assemble(&config, config.chaos_config()?.enabled(true), sink).await?;
+    let parts = wiring::assemble(
+        &config,
+        config.chaos_config()?.enabled(true),
+        sink,
+        &args.namespace,
+    )
+    .await?;
+    for notice in &parts.notices {
+        eprintln!("warning: {notice}");
+    }
     let dependencies = dependencies(&parts, &config)?;
     let control = control_plane(&parts, &config, &dependencies)?;
 
@@ -126,6 +141,7 @@ pub(crate) async fn run(config_path: Option<&Path>, args: Args) -> Result<(), Er
     );
     println!("  dependencies: payments, inventory, search (each behind a circuit breaker)");
     println!("  metering:     {}", parts.destination);
+    println!("  ring:         {}", parts.ring);
     println!("  governance:   {}", config.constitutional_hash);
     let stop_http = CancellationToken::new();
     if let Some(address) = args.http {
@@ -161,8 +177,17 @@ pub(crate) async fn run(config_path: Option<&Path>, args: Args) -> Result<(), Er
     ticker.tick().await;
     let mut last_calls = 0u64;
     let mut last_tick = started;
+    let mut metering_down = false;
+    let signal = wiring::shutdown_signal();
+    tokio::pin!(signal);
     while started.elapsed() < args.duration {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = &mut signal => {
+                println!("  ■ signal received: stopping early, flushing metering");
+                break;
+            }
+        }
         if !chaos_started && started.elapsed() >= chaos_at {
             chaos_started = true;
             strike(&parts, chaos_for)?;
@@ -177,6 +202,7 @@ pub(crate) async fn run(config_path: Option<&Path>, args: Args) -> Result<(), Er
             now - last_tick,
         );
         last_tick = now;
+        metering_news(&parts, &mut metering_down);
     }
 
     running.store(false, Ordering::Relaxed);
@@ -265,12 +291,8 @@ pub(crate) async fn run(config_path: Option<&Path>, args: Args) -> Result<(), Er
         injected.join(", ")
     );
     println!(
-        "  metering     offered {}, accepted {}, flushed {}, spooled {}, refused {} → {}",
-        ledger.offered,
-        ledger.accepted,
-        ledger.flushed,
-        ledger.spooled,
-        ledger.refused_full + ledger.refused_closed,
+        "  metering     {} → {}",
+        crate::serve::ledger_line(&ledger),
         parts.destination
     );
     println!(
@@ -427,8 +449,17 @@ fn progress(
         .map(|d| format!("{} {:<9}", d.name, d.breaker.state().as_str()))
         .collect();
     let active = parts.chaos.active().len();
+    let ledger = parts.flusher.ledger();
+    let metered = match parts.flusher.sink_health() {
+        SinkHealth::Up => format!("metered {}", ledger.flushed),
+        _ => format!(
+            "metering DEGRADED ({} down, {} spooled)",
+            parts.flusher.sink_name(),
+            ledger.spooled
+        ),
+    };
     println!(
-        "  [{:>5.1}s] {:<8} {:.2} | {} | {:>6.0} calls/s | chaos {} | metered {}",
+        "  [{:>5.1}s] {:<8} {:.2} | {} | {:>6.0} calls/s | chaos {} | {metered}",
         started.elapsed().as_secs_f64(),
         report.status.as_str(),
         report.score,
@@ -439,9 +470,31 @@ fn progress(
         } else {
             format!("{active} active")
         },
-        parts.flusher.ledger().flushed
     );
     calls
+}
+
+/// Says when metering's sink goes down (events then wait in the spool) and when it is back.
+fn metering_news(parts: &Parts, down: &mut bool) {
+    match parts.flusher.sink_health() {
+        SinkHealth::Down { since, error } if !*down => {
+            *down = true;
+            let for_ = since.elapsed().unwrap_or_default().as_secs_f64();
+            println!(
+                "  ▾ metering DEGRADED for {for_:.1}s: {} unreachable ({error}); {} events spooled so far",
+                parts.flusher.sink_name(),
+                parts.flusher.ledger().spooled
+            );
+        }
+        SinkHealth::Up if *down => {
+            *down = false;
+            println!(
+                "  ▴ metering back: {} answering, spool replayed",
+                parts.flusher.sink_name()
+            );
+        }
+        _ => {}
+    }
 }
 
 fn watch_health(

@@ -35,7 +35,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// A simulated service: workers call flaky dependencies through breakers, chaos strikes
-    /// mid-run, health falls and recovers, usage is metered; ends with a summary.
+    /// mid-run, health falls and recovers, usage is metered (to the Redis of REDIS_URL, or
+    /// to resilience-usage.jsonl when none is configured); ends with a summary. Ctrl-C or
+    /// SIGTERM ends it early, flushing everything.
     Demo(demo::Args),
     /// Runs the control plane and its HTTP endpoints from the configuration until Ctrl-C.
     Serve,

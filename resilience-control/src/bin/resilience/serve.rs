@@ -15,8 +15,21 @@ use crate::wiring;
 
 pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
     let config = ResilienceConfig::load(config_path)?;
-    let sink = wiring::choose_sink(&config, false).await;
-    let parts = wiring::assemble(&config, config.chaos_config()?, sink).await?;
+    // The port first: a bind failure must leave no trace (no spool, no ring file, nothing in
+    // the fleet's Redis).
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (http.listen): {e}", config.http.listen))?;
+    let parts = wiring::assemble(
+        &config,
+        config.chaos_config()?,
+        wiring::Sink::from_config(&config),
+        &config.namespace,
+    )
+    .await?;
+    for notice in &parts.notices {
+        eprintln!("warning: {notice}");
+    }
     let mut builder = ControlPlane::builder()
         .registry(parts.registry.clone())
         .governance(config.constitutional_hash)
@@ -49,9 +62,6 @@ pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
         builder = builder.alerts(Arc::new(sink));
     }
     let control = builder.spawn()?;
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {} (http.listen): {e}", config.http.listen))?;
     let address = listener.local_addr()?;
     println!(
         "resilience serving on http://{address}  (governance {})",
@@ -66,6 +76,7 @@ pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
         None => println!("  fleet:    off (fleet.enabled / FLEET_ENABLED)"),
     }
     println!("  metering: {}", parts.destination);
+    println!("  ring:     {}", parts.ring);
     println!(
         "  chaos:    {}",
         if parts.chaos.is_enabled() {
@@ -79,7 +90,7 @@ pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
     );
     let stop = CancellationToken::new();
     let server = tokio::spawn(http::serve(listener, control.clone(), stop.clone()));
-    shutdown_signal().await;
+    wiring::shutdown_signal().await;
     println!("shutting down: stopping loops, flushing metering");
     control.shutdown().await?;
     stop.cancel();
@@ -88,34 +99,30 @@ pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
         Ok(Err(join)) => return Err(join.into()),
         Err(_) => eprintln!("HTTP connections still open after 5 s; leaving them"),
     }
-    let ledger = parts.flusher.ledger();
-    println!(
-        "metering: {} accepted, {} flushed, {} spooled, {} refused",
-        ledger.accepted,
-        ledger.flushed,
-        ledger.spooled,
-        ledger.refused_full + ledger.refused_closed
-    );
+    println!("metering: {}", ledger_line(&parts.flusher.ledger()));
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+/// The metering ledger in one line, for people.
+pub(crate) fn ledger_line(l: &resilience_control::metering::MeteringLedger) -> String {
+    let mut line = format!(
+        "offered {}, accepted {}, inherited {}, flushed {}, spooled {}, pending {}, refused {}",
+        l.offered,
+        l.accepted,
+        l.inherited,
+        l.flushed,
+        l.spooled,
+        l.pending,
+        l.refused_full + l.refused_closed
+    );
+    if l.duplicates > 0 {
+        line.push_str(&format!(", already delivered {}", l.duplicates));
     }
+    if l.quarantined > 0 || l.corrupt_files > 0 {
+        line.push_str(&format!(
+            ", quarantined {} ({} corrupt spool files, {} bytes)",
+            l.quarantined, l.corrupt_files, l.corrupt_bytes
+        ));
+    }
+    line
 }

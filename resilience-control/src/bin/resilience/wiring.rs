@@ -2,13 +2,12 @@
 //! meter ring, flusher and hooks, shared by `demo` and `serve`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use resilience_control::ResilienceConfig;
 use resilience_control::chaos::{ChaosConfig, ChaosEngine};
 use resilience_control::metering::{
-    JsonlSink, MeterSink, MeteringFlusher, MeteringHooks, RedisStreamSink,
+    Durability, JsonlSink, MeterSink, MeterSource, MeteringFlusher, MeteringHooks, RedisStreamSink,
 };
+use resilience_control::{ResilienceConfig, redact_url};
 use resilience_core::chaos::FaultTable;
 use resilience_core::meter::{MeterRing, Tier};
 use resilience_core::{BreakerConfig, BreakerRegistry, CoarseClock};
@@ -17,10 +16,18 @@ use crate::Error;
 
 /// Where metering goes.
 pub(crate) enum Sink {
-    /// Redis at this URL (the spool covers outages).
+    /// Redis at this URL (the spool covers outages, including one at start).
     Redis(String),
     /// A JSONL file.
     Jsonl,
+}
+
+impl Sink {
+    /// Redis when `redis_url` (or `REDIS_URL`) is configured, else the JSONL file. Never a
+    /// guess: an unconfigured Redis that happens to run locally is not written to.
+    pub(crate) fn from_config(config: &ResilienceConfig) -> Sink {
+        config.redis_url.clone().map_or(Sink::Jsonl, Sink::Redis)
+    }
 }
 
 pub(crate) struct Parts {
@@ -29,46 +36,20 @@ pub(crate) struct Parts {
     pub(crate) chaos: ChaosEngine,
     pub(crate) flusher: MeteringFlusher,
     pub(crate) hooks: MeteringHooks,
-    /// Where usage events go, for people.
+    /// Where usage events go, for people (passwords redacted).
     pub(crate) destination: String,
-}
-
-/// Redis for metering: the configured URL; `serve` stops there, while the demo also tries the
-/// default local Redis and falls back to JSONL when nothing answers.
-pub(crate) async fn choose_sink(config: &ResilienceConfig, probe_default: bool) -> Sink {
-    match &config.redis_url {
-        Some(url) => Sink::Redis(url.clone()),
-        None if probe_default => {
-            let url = "redis://127.0.0.1:6379";
-            if answers(url).await {
-                Sink::Redis(url.to_owned())
-            } else {
-                Sink::Jsonl
-            }
-        }
-        None => Sink::Jsonl,
-    }
-}
-
-/// Whether a Redis at `url` answers PING within half a second.
-async fn answers(url: &str) -> bool {
-    let Ok(client) = redis::Client::open(url) else {
-        return false;
-    };
-    let ping = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_millis(500), ping).await,
-        Ok(Ok(_))
-    )
+    /// Where the ring lives, for people.
+    pub(crate) ring: String,
+    /// Warnings found while starting (Redis unreachable, Redis not persistent, events left by
+    /// an earlier run), for stderr.
+    pub(crate) notices: Vec<String>,
 }
 
 pub(crate) async fn assemble(
     config: &ResilienceConfig,
     chaos: ChaosConfig,
     sink: Sink,
+    namespace: &str,
 ) -> Result<Parts, Error> {
     let governance = config.constitutional_hash;
     let defaults = BreakerConfig::builder().governance(governance).build()?;
@@ -86,25 +67,71 @@ pub(crate) async fn assemble(
         .breakers(registry.clone())
         .config(chaos)
         .build()?;
-    let ring = Arc::new(MeterRing::with_clock(
-        config.metering.ring_capacity,
-        CoarseClock::default(),
-        governance,
-    )?);
+    let metering = config.metering_config()?;
+    std::fs::create_dir_all(&metering.spool_dir)
+        .map_err(|e| format!("metering.spool_dir {}: {e}", metering.spool_dir.display()))?;
+    let capacity = config.metering.ring_capacity;
+    let (ring, ring_text) = match config.ring_path() {
+        Some(path) => {
+            let ring =
+                MeterRing::open_with_clock(&path, capacity, CoarseClock::default(), governance)?;
+            let text = format!(
+                "file {} ({capacity} events, survives kill -9)",
+                path.display()
+            );
+            (Arc::new(ring), text)
+        }
+        None => (
+            Arc::new(MeterRing::with_clock(
+                capacity,
+                CoarseClock::default(),
+                governance,
+            )?),
+            format!("in memory ({capacity} events; metering.durable_ring = false)"),
+        ),
+    };
+    let mut notices = Vec::new();
     let (sink, destination): (Arc<dyn MeterSink>, String) = match sink {
         Sink::Redis(url) => {
-            let sink = RedisStreamSink::new(&url, &config.namespace)?
-                .max_len(config.metering.stream_max_len);
-            let destination = format!("Redis stream {} at {url}", sink.stream_key());
+            let sink = RedisStreamSink::new(&url, namespace)?.trim(config.stream_trim())?;
+            let destination = format!("Redis stream {} at {}", sink.stream_key(), redact_url(&url));
+            match sink.durability().await {
+                Durability::Volatile => notices.push(format!(
+                    "the Redis at {} keeps nothing across its own restart (no AOF, no RDB): \
+                     events it acknowledged would vanish with it; enable appendonly for \
+                     exactly-once to hold through a Redis crash",
+                    redact_url(&url)
+                )),
+                Durability::Unknown { reason } => notices.push(format!(
+                    "cannot tell whether Redis persists its data ({reason})"
+                )),
+                Durability::Unreachable { reason } => notices.push(format!(
+                    "Redis at {} is unreachable ({reason}); events go to the spool in {} and \
+                     are delivered when it answers",
+                    redact_url(&url),
+                    metering.spool_dir.display()
+                )),
+                _ => {}
+            }
             (Arc::new(sink), destination)
         }
         Sink::Jsonl => {
             let path = config.metering.jsonl_path.clone();
-            let destination = format!("JSONL file {}", path.display());
+            let destination = format!("JSONL file {} (no redis_url / REDIS_URL)", path.display());
             (Arc::new(JsonlSink::new(path)), destination)
         }
     };
-    let flusher = MeteringFlusher::open(ring.clone(), sink, config.metering_config()?).await?;
+    let source: Arc<dyn MeterSource> = ring.clone();
+    let flusher = MeteringFlusher::open(source, sink, metering).await?;
+    let ledger = flusher.ledger();
+    if ledger.inherited > 0 {
+        notices.push(format!(
+            "delivering {} events an earlier run left ({} recovered from the ring file, {} from the spool)",
+            ledger.inherited,
+            ledger.recovered,
+            ledger.inherited - ledger.recovered
+        ));
+    }
     let hooks = MeteringHooks::new(ring.clone(), Tier::Standard, config.metering.enabled);
     Ok(Parts {
         registry,
@@ -113,5 +140,29 @@ pub(crate) async fn assemble(
         flusher,
         hooks,
         destination,
+        ring: ring_text,
+        notices,
     })
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
 }

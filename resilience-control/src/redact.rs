@@ -1,0 +1,46 @@
+//! [`redact_url`]: the one rule for showing a connection URL to people.
+
+/// `url` with any password replaced by `***` (the user name, host, port and path stay), so it
+/// can be printed, logged or put in an error. A password in the query (`?password=...`) is
+/// hidden too. Text that is not a URL comes back unchanged.
+///
+/// # Examples
+///
+/// ```
+/// use resilience_control::redact_url;
+///
+/// assert_eq!(redact_url("redis://:S3cret@10.0.0.5:6379/0"), "redis://:***@10.0.0.5:6379/0");
+/// assert_eq!(redact_url("rediss://app:pw@cache:6380"), "rediss://app:***@cache:6380");
+/// assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+/// assert_eq!(redact_url("redis://h/?password=x&db=1"), "redis://h/?password=***&db=1");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
