@@ -372,3 +372,142 @@ fn bench_reports_percentiles_for_each_hot_path() {
         assert!(p50 > 0.0 && p50 < 10_000.0, "{line}");
     }
 }
+
+/// The `flushed N` figure of the demo's summary line.
+fn summary_figure(stdout: &str, key: &str) -> u64 {
+    let summary = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("metering "))
+        .unwrap_or_else(|| panic!("no metering summary in:\n{stdout}"));
+    summary
+        .split(&format!("{key} "))
+        .nth(1)
+        .and_then(|rest| rest.split([',', ' ']).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {summary}"))
+}
+
+#[test]
+fn an_unreachable_redis_is_reported_and_the_events_wait_for_the_next_run() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let dir = TempDir::new("cli-unreachable");
+    let nobody = format!("redis://:S3cretPW@127.0.0.1:{}", support::free_port());
+    let output = resilience(&dir)
+        .args(["demo", "--duration", "4s", "--every", "1s"])
+        .env("REDIS_URL", &nobody)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("is unreachable") && stderr.contains("events go to the spool"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("metering DEGRADED"), "{stdout}");
+    assert!(
+        !stdout.contains("S3cretPW") && !stderr.contains("S3cretPW"),
+        "the password is never printed"
+    );
+    let spooled = summary_figure(&stdout, "spooled");
+    let accepted = summary_figure(&stdout, "accepted");
+    assert!(spooled > 100, "{stdout}");
+    assert_eq!(spooled, accepted, "everything waits on disk: {stdout}");
+
+    // The next run, with Redis answering, delivers what the first one left, first.
+    let output = resilience(&dir)
+        .args(["demo", "--duration", "4s", "--every", "1s"])
+        .env("REDIS_URL", redis.url())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("delivering {spooled} events")),
+        "{stderr}"
+    );
+    // The test's Redis keeps nothing on disk: said once, clearly.
+    assert_eq!(
+        stderr
+            .matches("keeps nothing across its own restart")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(summary_figure(&stdout, "inherited"), spooled);
+    let flushed = summary_figure(&stdout, "flushed");
+    let second = summary_figure(&stdout, "accepted");
+    assert_eq!(flushed, spooled + second, "{stdout}");
+    let len: u64 = redis::cmd("XLEN")
+        .arg("{resilience-demo}:meter")
+        .query(&mut redis.connection())
+        .unwrap();
+    assert_eq!(len, spooled + second, "each event in the stream once");
+}
+
+#[test]
+fn sigterm_ends_the_demo_early_and_flushes_every_event() {
+    let dir = TempDir::new("cli-demo-term");
+    let child = resilience(&dir)
+        .args([
+            "demo",
+            "--duration",
+            "60s",
+            "--every",
+            "500ms",
+            "--sink",
+            "jsonl",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(stdout.contains("signal received"), "{stdout}");
+    let flushed = summary_figure(&stdout, "flushed");
+    assert_eq!(summary_figure(&stdout, "accepted"), flushed);
+    assert_eq!(summary_figure(&stdout, "pending"), 0);
+    let lines = std::fs::read_to_string(dir.0.join("resilience-usage.jsonl"))
+        .unwrap()
+        .lines()
+        .count() as u64;
+    assert!(flushed > 100);
+    assert_eq!(lines, flushed, "every accepted event in the file");
+}
+
+#[test]
+fn serve_that_cannot_bind_leaves_no_trace() {
+    let dir = TempDir::new("cli-bind");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    std::fs::write(
+        dir.0.join("busy.toml"),
+        format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let output = resilience(&dir)
+        .args(["serve", "-c", "busy.toml"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["busy.toml"], "no spool, no ring file");
+}

@@ -15,6 +15,10 @@ use super::sink::MeterSink;
 use super::spool::{CorruptSpoolFile, Spool, SpoolError};
 use resilience_core::ConfigError;
 
+/// Longest a flush round keeps writing back-to-back batches before it returns to `run` (which
+/// comes straight back while a batch is due, after checking for cancellation).
+const STEP_BUDGET: Duration = Duration::from_millis(50);
+
 /// The metering ring as the control plane sees it (implemented by [`MeterRing`]), so the
 /// flusher is not generic over the ring's clock.
 pub trait MeterSource: Send + Sync + 'static {
@@ -228,10 +232,17 @@ impl MeteringFlusher {
 
     /// Flushes until `cancel` fires (then call [`finish`](Self::finish)).
     pub async fn run(&self, cancel: CancellationToken) {
+        let mut backlog = false;
         loop {
+            let pause = if backlog {
+                Duration::ZERO
+            } else {
+                self.inner.config.poll
+            };
             tokio::select! {
+                biased;
                 () = cancel.cancelled() => break,
-                () = tokio::time::sleep(self.inner.config.poll) => self.step(false).await,
+                () = tokio::time::sleep(pause) => backlog = self.step(false).await,
             }
         }
     }
@@ -296,19 +307,20 @@ impl MeteringFlusher {
     }
 
     /// One round: replay the spool, write a held batch, then flush the ring if a batch is
-    /// ready (or the interval passed, or `force`), draining any backlog in full batches.
-    async fn step(&self, force: bool) {
+    /// ready (or the interval passed, or `force`), draining any backlog in full batches for up
+    /// to [`STEP_BUDGET`]. Returns whether a full batch is still waiting.
+    async fn step(&self, force: bool) -> bool {
         let mut state = self.inner.state.lock().await;
         let now = Instant::now();
         if !state.healthy && now < state.retry_at {
             // The sink is down and not due for a retry: keep the ring from filling by moving
             // batches to the spool while it has room.
             self.drain_to_spool(&mut state, force).await;
-            return;
+            return false;
         }
         if !self.replay_spool().await {
             self.failed(&mut state);
-            return;
+            return false;
         }
         if let Some(outgoing) = state.held.take() {
             if let Some(duplicates) = self.write(&outgoing.batch).await {
@@ -316,7 +328,7 @@ impl MeteringFlusher {
             } else {
                 state.held = Some(outgoing);
                 self.failed(&mut state);
-                return;
+                return false;
             }
         }
         let pending = self.inner.source.ledger().pending;
@@ -325,17 +337,21 @@ impl MeteringFlusher {
             || (pending > 0
                 && now.duration_since(state.last_flush) >= self.inner.config.flush_interval);
         if due {
+            // Under sustained load a full batch is always waiting: return after a bounded
+            // stretch so `run` sees its cancellation and shutdown is never held up by traffic.
+            let budget = now + STEP_BUDGET;
             while let Some(outgoing) = self.next_batch(&mut state) {
                 let Some(duplicates) = self.write(&outgoing.batch).await else {
                     self.failed(&mut state);
                     self.spool_or_hold(&mut state, outgoing, false).await;
-                    return;
+                    return false;
                 };
                 self.delivered(&outgoing, duplicates, false);
                 // Keep going while a full batch waits (throughput is not capped by the
                 // interval); a partial one waits for the next round.
                 if !force
-                    && self.inner.source.ledger().pending < self.inner.config.batch_size as u64
+                    && (self.inner.source.ledger().pending < self.inner.config.batch_size as u64
+                        || Instant::now() >= budget)
                 {
                     break;
                 }
@@ -348,6 +364,7 @@ impl MeteringFlusher {
         state.healthy = true;
         state.backoff = self.inner.config.retry.0;
         *lock(&self.inner.health) = SinkHealth::Up;
+        self.inner.source.ledger().pending >= self.inner.config.batch_size as u64
     }
 
     /// Writes a batch: `Some(records the sink already had)` when the sink has it all.

@@ -259,20 +259,19 @@ impl Spool {
         let pid = std::process::id();
         let path = self.dir.join(format!("{sequence:020}-{pid}.jsonl"));
         let tmp = self.dir.join(format!(".tmp-{sequence:020}-{pid}"));
-        let written = async {
-            let mut file = tokio::fs::File::create(&tmp).await.map_err(io(&tmp))?;
-            tokio::io::AsyncWriteExt::write_all(&mut file, &body)
+        // Plain blocking I/O on the blocking pool: tokio's `File::sync_all` swallows an error
+        // of the write before it (a full disk would count as spooled), std's does not.
+        let written = {
+            let (t, p, d) = (tmp.clone(), path.clone(), self.dir.clone());
+            tokio::task::spawn_blocking(move || write_synced(&t, &p, &d, &body))
                 .await
-                .map_err(io(&tmp))?;
-            file.sync_all().await.map_err(io(&tmp))?;
-            tokio::fs::rename(&tmp, &path).await.map_err(io(&path))?;
-            // The rename is durable once the directory is (best effort).
-            if let Ok(dir) = tokio::fs::File::open(&self.dir).await {
-                let _ = dir.sync_all().await;
-            }
-            Ok(())
-        }
-        .await;
+                .unwrap_or_else(|e| {
+                    Err(SpoolError::Io {
+                        path: tmp.clone(),
+                        source: std::io::Error::other(e.to_string()),
+                    })
+                })
+        };
         // Account under the lock, await only after it is released.
         let failed = {
             let mut state = self.lock();
@@ -376,6 +375,21 @@ impl Spool {
             bytes,
         }
     }
+}
+
+/// Writes `body` to `tmp`, syncs it, renames it to `path` and syncs `dir`, so the batch is on
+/// disk under its real name, or not there at all.
+fn write_synced(tmp: &Path, path: &Path, dir: &Path, body: &[u8]) -> Result<(), SpoolError> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(tmp).map_err(io(tmp))?;
+    file.write_all(body).map_err(io(tmp))?;
+    file.sync_all().map_err(io(tmp))?;
+    std::fs::rename(tmp, path).map_err(io(path))?;
+    // The rename is durable once the directory is (best effort).
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// Reads and checks a whole spool file: the header, every record, and that the header's count

@@ -55,6 +55,12 @@ impl RedisServer {
         runnable().then(|| Self::start_on(free_port()))
     }
 
+    /// Starts a server on `port`, or returns `None` (after saying so) where there is no
+    /// `redis-server` and CI is not set.
+    pub fn start_on_checked(port: u16) -> Option<RedisServer> {
+        runnable().then(|| Self::start_on(port))
+    }
+
     /// Starts a server on `port`.
     pub fn start_on(port: u16) -> RedisServer {
         let mut server = RedisServer {
@@ -148,6 +154,16 @@ impl RedisServer {
     /// The port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Sends `signal` (e.g. `STOP`, `CONT`) to the server process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("server running").id();
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {pid}");
     }
 
     /// Kills the server (SIGKILL: no goodbye to clients) and waits for it to exit.
