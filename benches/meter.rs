@@ -1,7 +1,9 @@
-//! Recording usage events: our `MeterRing` beside crossbeam's `ArrayQueue` holding the same
-//! 128-byte events, single producer and two producers.
+//! Recording usage events: our `MeterRing`, in memory and backed by a file (the crash-safe
+//! default of `serve` and `demo`), beside crossbeam's `ArrayQueue` holding the same 128-byte
+//! events, single producer and two producers.
 //!
-//! `cargo bench -p resilience-benches --bench meter`
+//! `cargo bench -p resilience-benches --bench meter` (the ring file goes in the system temp
+//! directory; set `TMPDIR` to measure another disk).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,27 +51,57 @@ fn timed_chunks(iters: u64, mut push: impl FnMut(), mut empty: impl FnMut()) -> 
     total
 }
 
+/// A ring file for this run, removed (with its lock) when dropped.
+struct RingFile(std::path::PathBuf);
+
+impl RingFile {
+    fn new(name: &str) -> RingFile {
+        let path = std::env::temp_dir().join(format!("bench-{name}-{}.ring", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        RingFile(path)
+    }
+}
+
+impl Drop for RingFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(self.0.with_extension("ring.lock"));
+    }
+}
+
 fn single(c: &mut Criterion) {
     let _ticker = setup::ticker();
     let mut g = c.benchmark_group("meter record, one producer");
     g.throughput(Throughput::Elements(1));
     let e = event();
-    let ring = MeterRing::with_capacity(CAPACITY).unwrap_or_else(|e| panic!("{e}"));
+    let file = RingFile::new("single");
+    let rings = [
+        (
+            "resilience MeterRing::record",
+            MeterRing::with_capacity(CAPACITY).unwrap_or_else(|e| panic!("{e}")),
+        ),
+        (
+            "resilience MeterRing::record, file-backed",
+            MeterRing::open(&file.0, CAPACITY).unwrap_or_else(|e| panic!("{e}")),
+        ),
+    ];
     let mut sink = Vec::with_capacity(CAPACITY);
-    g.bench_function("resilience MeterRing::record", |b| {
-        b.iter_custom(|iters| {
-            timed_chunks(
-                iters,
-                || {
-                    let _ = black_box(&ring).record(black_box(e));
-                },
-                || {
-                    sink.clear();
-                    ring.drain_into(&mut sink, usize::MAX);
-                },
-            )
-        })
-    });
+    for (name, ring) in &rings {
+        g.bench_function(*name, |b| {
+            b.iter_custom(|iters| {
+                timed_chunks(
+                    iters,
+                    || {
+                        let _ = black_box(ring).record(black_box(e));
+                    },
+                    || {
+                        sink.clear();
+                        ring.drain_into(&mut sink, usize::MAX);
+                    },
+                )
+            })
+        });
+    }
     let queue = ArrayQueue::new(CAPACITY);
     g.bench_function("crossbeam ArrayQueue::push", |b| {
         b.iter_custom(|iters| {
@@ -119,20 +151,32 @@ fn contended(c: &mut Criterion) {
     let mut g = c.benchmark_group("meter record, two producers and a consumer (wall per event)");
     g.throughput(Throughput::Elements(1));
     let e = event();
-    let ring = MeterRing::with_capacity(CAPACITY).unwrap_or_else(|e| panic!("{e}"));
-    g.bench_function("resilience MeterRing::record", |b| {
-        b.iter_custom(|iters| {
-            two_producers_with(iters, &|| ring.record(black_box(e)).is_ok(), &|| {
-                // One buffer reused, as the flusher does: a fresh 128 KiB Vec per drain would
-                // time the allocator (an mmap at that size), not the ring.
-                SINK.with(|sink| {
-                    let mut sink = sink.borrow_mut();
-                    sink.clear();
-                    ring.drain_into(&mut sink, 1024);
+    let file = RingFile::new("contended");
+    let rings = [
+        (
+            "resilience MeterRing::record",
+            MeterRing::with_capacity(CAPACITY).unwrap_or_else(|e| panic!("{e}")),
+        ),
+        (
+            "resilience MeterRing::record, file-backed",
+            MeterRing::open(&file.0, CAPACITY).unwrap_or_else(|e| panic!("{e}")),
+        ),
+    ];
+    for (name, ring) in &rings {
+        g.bench_function(*name, |b| {
+            b.iter_custom(|iters| {
+                two_producers_with(iters, &|| ring.record(black_box(e)).is_ok(), &|| {
+                    // One buffer reused, as the flusher does: a fresh 128 KiB Vec per drain
+                    // would time the allocator (an mmap at that size), not the ring.
+                    SINK.with(|sink| {
+                        let mut sink = sink.borrow_mut();
+                        sink.clear();
+                        ring.drain_into(&mut sink, 1024);
+                    })
                 })
             })
-        })
-    });
+        });
+    }
     let queue = ArrayQueue::new(CAPACITY);
     g.bench_function("crossbeam ArrayQueue::push", |b| {
         b.iter_custom(|iters| {

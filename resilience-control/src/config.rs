@@ -19,6 +19,9 @@
 //!
 //! [metering]
 //! enabled = true
+//! spool_dir = "resilience-spool"        # one process per directory
+//! durable_ring = true                   # ring in <spool_dir>/meter.ring: survives kill -9
+//! stream_max_len = 1000000              # at least 10000; stream_trim = false never trims
 //!
 //! [chaos]
 //! enabled = false

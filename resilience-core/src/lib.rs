@@ -29,7 +29,8 @@
 //! * [`FaultTable`] ([`chaos`]): armed chaos scenarios checked per call with
 //!   [`check`](FaultTable::check), with hard safety bounds and an emergency stop.
 //! * [`MeterRing`] ([`meter`]): fixed-size [`UsageEvent`]s handed to the control plane's flusher;
-//!   `record` never blocks.
+//!   `record` never blocks. In memory, or in a file ([`MeterRing::open`]) where accepted events
+//!   survive `kill -9` and come back with their ids at the next open.
 //! * [`CoarseClock`] and [`Ticker`]: time as one atomic load; [`ManualClock`] for tests.
 //! * [`GovernanceHash`]: the 16-hex-digit tag every event, error and report carries.
 //!

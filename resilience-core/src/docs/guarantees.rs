@@ -53,19 +53,35 @@
 //! * **`record` never blocks and never allocates.** A full or closed ring hands the event back in
 //!   [`Refused`](crate::meter::Refused) and counts it.
 //! * **The ledger always adds up.** `offered = accepted + refused` and
-//!   `accepted = drained + pending` in every snapshot, even while producers and a consumer run
-//!   (checked by a test that reads the ledger concurrently).
+//!   `accepted + recovered = drained + pending` in every snapshot, even while producers and a
+//!   consumer run (checked by a test that reads the ledger concurrently).
+//! * **Close is linearizable.** [`close`](crate::meter::MeterRing::close) sets a bit in the
+//!   ring's tail word, the word producers claim positions with: an event is accepted before the
+//!   close (and a later drain gets it) or refused, never accepted and stranded. Loom model and a
+//!   stress test with producers racing the close.
+//! * **A file-backed ring survives `kill -9`.** [`MeterRing::open`](crate::meter::MeterRing::open)
+//!   puts the slots in a shared file mapping: an accepted event is in the page cache the moment
+//!   `record` returns, whatever happens to the process next. Events taken with
+//!   [`drain_held`](crate::meter::MeterRing::drain_held) keep their slots until
+//!   [`release_through`](crate::meter::MeterRing::release_through), so a consumer that dies with
+//!   a batch in flight loses nothing: the next `open` recovers every unreleased event, in order,
+//!   with its [`EventId`](crate::meter::EventId) (epoch, sequence), which sinks use to apply each
+//!   event exactly once. The record path is the in-memory ring's code on other memory (the
+//!   counting-allocator test covers both).
+//! * **One ring per file.** The file's lock names the holder's pid to a second opener.
 //!
 //! # How it is checked
 //!
 //! * loom models (`RUSTFLAGS="--cfg resilience_loom"`): trip racing a success, concurrent
 //!   failures tripping once, half-open admitting exactly N, probe success racing probe failure,
 //!   a dropped probe racing an acquire, the ring with two producers and a consumer across
-//!   wrap-around, and a chaos slot rewritten while a check reads it. They run on loom 0.7.3 with
+//!   wrap-around, producers racing the ring's close, a held slot that a producer laps onto, and
+//!   a chaos slot rewritten while a check reads it. They run on loom 0.7.3 with
 //!   a DPOR fix (`vendor/README.md`): upstream loom misses races behind a thread's own load, and
 //!   without the fix the ring model passed with a `Relaxed` publication. Each model asserts how
 //!   many interleavings it explored.
 //! * Fuzz targets (`fuzz/fuzz_targets/`: `breaker_vs_model`, `fault_table`, `meter_ring`) and
-//!   proptests drive the breaker, the fault table and the meter ring on a
+//!   proptests drive the breaker, the fault table and the meter ring (held drains and
+//!   releases included) on a
 //!   [`ManualClock`](crate::ManualClock) against plain reference models and compare every
 //!   observable after every operation; the committed corpora are replayed by normal tests.

@@ -45,3 +45,13 @@
 //! * **`accepted` counts claimed ring positions**, so an event a producer is still copying in
 //!   already counts as accepted and pending.
 //! * **A refused event comes back as offered**, without the time and governance stamps.
+//! * **A file-backed ring survives the process, not the host.** Pages reach the disk on the
+//!   kernel's writeback (seconds); a power cut can lose what was not yet written back. The first
+//!   store to a page after writeback takes a minor page fault (about a microsecond, once per page
+//!   per writeback cycle), visible in p99.9, not in the median.
+//! * **Held slots count against the capacity.** A consumer that holds events (in flight to a
+//!   sink, or because the spool is full) makes the ring refuse sooner; and the ring is
+//!   positional, so one held slot blocks producers once they lap onto it even if later slots
+//!   were freed (the flusher releases in order, so it never leaves such a gap).
+//! * **A ring file is tied to its build's event layout** (a fingerprint in the header); a build
+//!   with another layout refuses the file rather than misread it.

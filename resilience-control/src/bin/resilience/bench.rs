@@ -155,6 +155,28 @@ pub(crate) fn run(args: &Args) -> Result<(), Error> {
             &mut drain,
         )?,
     );
+    // The crash-safe ring `serve` and `demo` use: the same path on a shared file mapping.
+    let file = std::env::temp_dir().join(format!("resilience-bench-{}.ring", std::process::id()));
+    let file_ring = MeterRing::open(&file, 1 << 16)?;
+    let mut file_drained = Vec::with_capacity(1 << 16);
+    row(
+        "meter record, file-backed ring",
+        &sample_with(
+            d,
+            &clock,
+            &mut || {
+                n = n.wrapping_add(1);
+                black_box(file_ring.record(event.tokens(n)).is_ok());
+            },
+            &mut || {
+                file_drained.clear();
+                file_ring.drain_into(&mut file_drained, 1 << 16);
+            },
+        )?,
+    );
+    drop(file_ring);
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(file.with_extension("ring.lock"));
     let mut drained = Vec::with_capacity(1 << 16);
     row(
         "all three: check + acquire/success + record",
