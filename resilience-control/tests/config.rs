@@ -225,6 +225,17 @@ fn a_bad_file_value_names_the_key_and_value() {
             "1",
         ),
         (
+            // MAXLEN 0 would delete every event as it is written.
+            "[metering]\nstream_max_len = 0\n",
+            "metering.stream_max_len",
+            "0",
+        ),
+        (
+            "[metering]\nstream_max_len = 9999\n",
+            "metering.stream_max_len",
+            "9999",
+        ),
+        (
             "[chaos]\nmax_duration_seconds = 0\n",
             "chaos.max_duration_seconds",
             "0",
@@ -255,6 +266,39 @@ fn a_bad_file_value_names_the_key_and_value() {
             other => panic!("{text}: expected an invalid value, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn the_ring_file_and_stream_trimming_are_configurable() {
+    use resilience_control::metering::StreamTrim;
+    let config = load("", &[]).unwrap();
+    assert_eq!(
+        config.ring_path(),
+        Some(std::path::PathBuf::from("resilience-spool/meter.ring")),
+        "crash-safe by default, inside the spool directory"
+    );
+    assert_eq!(config.stream_trim(), StreamTrim::MaxLen(1_000_000));
+    let config = load(
+        "[metering]\nspool_dir = \"/var/spool/x\"\nstream_trim = false\nstream_max_len = 0\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        config.ring_path(),
+        Some(std::path::PathBuf::from("/var/spool/x/meter.ring"))
+    );
+    assert_eq!(
+        config.stream_trim(),
+        StreamTrim::None,
+        "explicitly never trimmed"
+    );
+    let config = load("[metering]\nring_path = \"/dev/shm/r\"\n", &[]).unwrap();
+    assert_eq!(
+        config.ring_path(),
+        Some(std::path::PathBuf::from("/dev/shm/r"))
+    );
+    let config = load("[metering]\ndurable_ring = false\n", &[]).unwrap();
+    assert_eq!(config.ring_path(), None);
 }
 
 #[test]
