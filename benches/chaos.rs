@@ -115,7 +115,7 @@ fn engine(c: &mut Criterion) {
     g.bench_function("emergency stop with 8 scenarios live, then resume", |b| {
         b.iter_batched(
             || {
-                engine.resume();
+                engine.resume().unwrap_or_else(|e| panic!("{e}"));
                 for n in 0..8 {
                     engine
                         .partition(&format!("svc-{n}"))

@@ -70,7 +70,8 @@ impl ControlPlaneBuilder {
         self
     }
 
-    /// Where CRITICAL health alerts go (e.g. a [`PagerDutySink`](crate::health::PagerDutySink)).
+    /// Where alerts go (e.g. a [`PagerDutySink`](crate::health::PagerDutySink)): CRITICAL
+    /// health, and recoveries that gave up.
     pub fn alerts(mut self, sink: Arc<dyn AlertSink>) -> Self {
         self.alerts = Some(sink);
         self
@@ -179,8 +180,11 @@ impl ControlPlaneBuilder {
             )
             .into());
         }
-        let health = HealthAggregator::new(Arc::clone(&source), self.health, self.alerts)?;
+        let health = HealthAggregator::new(Arc::clone(&source), self.health, self.alerts.clone())?;
         let recovery = RecoveryOrchestrator::new(Arc::clone(&source), self.recovery)?;
+        if let Some(sink) = self.alerts {
+            recovery.set_alert_sink(sink);
+        }
         for (service, policy) in self.policies {
             recovery.set_policy(&service, policy).map_err(|e| match e {
                 crate::recovery::RecoveryError::Config(c) => BuildError::Config(c),

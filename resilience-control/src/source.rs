@@ -63,6 +63,12 @@ pub trait BreakerSource: Send + Sync + 'static {
     fn events(&self) -> Arc<EventChannel>;
     /// The governance tag the breakers carry.
     fn governance(&self) -> GovernanceHash;
+    /// Makes every breaker's due time-based transitions (see
+    /// [`CircuitBreaker::tick`](resilience_core::CircuitBreaker::tick)); returns how many moved.
+    /// Sources that cannot keep the default, which does nothing.
+    fn tick(&self) -> usize {
+        0
+    }
 }
 
 impl<C: Clock + Clone> BreakerSource for BreakerRegistry<C> {
@@ -88,5 +94,9 @@ impl<C: Clock + Clone> BreakerSource for BreakerRegistry<C> {
 
     fn governance(&self) -> GovernanceHash {
         BreakerRegistry::governance(self)
+    }
+
+    fn tick(&self) -> usize {
+        BreakerRegistry::tick_all(self)
     }
 }

@@ -378,7 +378,7 @@ fn emergency_stop_is_seen_by_every_thread_at_once() {
     // Stopped means stopped until resumed.
     let err = engine.partition("db").start().unwrap_err();
     assert_eq!(err, ChaosEngineError::Chaos(ChaosError::EmergencyStopped));
-    engine.resume();
+    engine.resume().unwrap();
     engine.partition("db").start().unwrap();
     assert_eq!(engine.metrics().emergency_stops, 1);
 }

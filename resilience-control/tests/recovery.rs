@@ -1,6 +1,7 @@
 //! `RecoveryOrchestrator` on paused tokio time: exact delays per strategy, exhaustion, success,
-//! cancellation mid-check, priority order, manual approval, failing and panicking checks, and
-//! the bounded history.
+//! cancellation mid-check, priority order, manual approval, failing and panicking checks, the
+//! bounded history, and the cool-down after giving up (with its alerts); on real time, checks
+//! that block their thread.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on bad setup
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use resilience_control::recovery::{
-    RecoveryConfig, RecoveryError, RecoveryOrchestrator, RecoveryPolicy, RecoveryState,
-    RecoveryStrategy,
+    CheckIsolation, RecoveryConfig, RecoveryError, RecoveryOrchestrator, RecoveryPolicy,
+    RecoveryState, RecoveryStrategy,
 };
 use resilience_core::{BreakerConfig, BreakerRegistry, ManualClock, State};
 use tokio::time::Instant;
@@ -22,7 +23,13 @@ struct Rig {
 }
 
 impl Rig {
+    /// Checks as tasks on the test's runtime, so they share its paused clock.
     fn new(config: RecoveryConfig, services: &[&str]) -> Rig {
+        Rig::isolated(config.check_isolation(CheckIsolation::Inline), services)
+    }
+
+    /// With `config`'s isolation as given (the default: checks on a runtime of their own).
+    fn isolated(config: RecoveryConfig, services: &[&str]) -> Rig {
         let registry = Arc::new(BreakerRegistry::with_clock(ManualClock::new()));
         for s in services {
             let b = registry.get_or_create(s, BreakerConfig::default()).unwrap();
@@ -355,8 +362,9 @@ async fn the_result_history_is_bounded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_check_that_blocks_its_thread_times_out_without_stalling_the_others() {
-    // Real time: a check that blocks an OS thread cannot be interrupted, only outlived.
-    let rig = Rig::new(RecoveryConfig::default(), &["blocks", "fine"]);
+    // Real time: a check that blocks an OS thread cannot be interrupted, only outlived. The
+    // default isolation runs it on the checks' own runtime.
+    let rig = Rig::isolated(RecoveryConfig::default(), &["blocks", "fine"]);
     rig.recovery
         .register_health_check("blocks", |_s: String| async {
             std::thread::sleep(Duration::from_millis(1500));
@@ -405,4 +413,227 @@ async fn jitter_spreads_delays_within_its_band() {
         .map(|(n, g)| g * 100 / (10_000 * (n as u64 + 1)))
         .collect();
     assert!(ratios.len() > 2, "jitter must vary the delays: {gaps:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_check_that_panics_before_returning_its_future_fails_its_attempt() {
+    let rig = Rig::new(RecoveryConfig::default(), &["db"]);
+    rig.recovery.register_health_check(
+        "db",
+        |_s: String| -> std::future::Ready<Result<(), String>> { panic!("bug at creation") },
+    );
+    let once = RecoveryPolicy::default().max_retries(1);
+    rig.recovery.schedule_with("db", 5, Some(once)).unwrap();
+    rig.until("db", RecoveryState::Failed).await;
+    let error = rig.recovery.history()[0].error.clone().unwrap();
+    assert!(error.contains("panicked: bug at creation"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_that_block_or_panic_at_creation_leave_the_runtime_free() {
+    let rig = Rig::isolated(RecoveryConfig::default(), &["blocks", "panics"]);
+    rig.recovery.register_health_check(
+        "blocks",
+        |_s: String| -> std::future::Ready<Result<(), String>> {
+            // Blocks while making the future, the worst place.
+            std::thread::sleep(Duration::from_millis(1500));
+            std::future::ready(Ok(()))
+        },
+    );
+    rig.recovery.register_health_check(
+        "panics",
+        |_s: String| -> std::future::Ready<Result<(), String>> { panic!("bug at creation") },
+    );
+    let quick = RecoveryPolicy::with_strategy(RecoveryStrategy::Immediate)
+        .max_retries(1)
+        .health_check_timeout(Duration::from_millis(200));
+    rig.recovery
+        .schedule_with("blocks", 1, Some(quick))
+        .unwrap();
+    rig.recovery
+        .schedule_with("panics", 1, Some(quick))
+        .unwrap();
+    // The test's own runtime stays responsive throughout: 1 ms sleeps keep their time.
+    let started = Instant::now();
+    let mut late = Duration::ZERO;
+    while started.elapsed() < Duration::from_millis(600) {
+        let t = Instant::now();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        late = late.max(t.elapsed());
+    }
+    assert!(
+        late < Duration::from_millis(100),
+        "the runtime stalled for {late:?}"
+    );
+    rig.until("panics", RecoveryState::Failed).await;
+    rig.until("blocks", RecoveryState::Failed).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "timed out on time"
+    );
+}
+
+/// Alerts, as received.
+#[derive(Default)]
+struct Recorded(Mutex<Vec<resilience_control::health::Alert>>);
+
+impl resilience_control::health::AlertSink for Recorded {
+    fn send<'a>(
+        &'a self,
+        alert: &'a resilience_control::health::Alert,
+    ) -> resilience_control::health::BoxFuture<'a, Result<(), resilience_control::health::AlertError>>
+    {
+        self.0.lock().unwrap().push(alert.clone());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recovery_that_gives_up_cools_down_however_often_the_breaker_reopens() {
+    use resilience_control::ControlPlane;
+    use resilience_control::health::{AlertAction, AlertClass};
+    let registry = Arc::new(BreakerRegistry::with_clock(ManualClock::new()));
+    let db = registry
+        .get_or_create("db", BreakerConfig::default())
+        .unwrap();
+    let checks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let healthy = Arc::new(AtomicBool::new(false));
+    let alerts = Arc::new(Recorded::default());
+    let policy = RecoveryPolicy::with_strategy(RecoveryStrategy::Immediate)
+        .max_retries(3)
+        .max_delay(Duration::from_secs(10));
+    let control = ControlPlane::builder()
+        .registry(registry.clone())
+        .without_clock_ticker()
+        .recovery(
+            RecoveryConfig::default()
+                .default_policy(policy)
+                .check_isolation(CheckIsolation::Inline),
+        )
+        .alerts(alerts.clone())
+        .health_check("db", {
+            let (checks, healthy) = (checks.clone(), healthy.clone());
+            move |_s: String| {
+                checks.fetch_add(1, Ordering::SeqCst);
+                let ok = healthy.load(Ordering::SeqCst);
+                async move {
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err("still down".to_owned())
+                    }
+                }
+            }
+        })
+        .spawn()
+        .unwrap();
+    let recovery = control.recovery().clone();
+    db.trip_open();
+    let at = |secs: u64| async move { tokio::time::sleep(Duration::from_secs(secs)).await };
+    let recovery_alerts = |action: AlertAction| {
+        alerts
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.class == AlertClass::RecoveryExhausted && a.action == action)
+            .count()
+    };
+
+    // Three immediate attempts, then it gives up; every failure reopens the breaker, and
+    // each OPEN used to schedule a fresh recovery at once (thousands of checks a second).
+    at(9).await;
+    assert_eq!(checks.load(Ordering::SeqCst), 3);
+    assert_eq!(recovery.state("db"), RecoveryState::Failed);
+    assert_eq!(db.state(), State::Open, "the breaker's own cycle goes on");
+    assert_eq!(recovery_alerts(AlertAction::Trigger), 1, "it alerted");
+    let status = recovery.status();
+    assert_eq!(status.services[0].exhaustions, 1);
+    assert!(
+        status.services[0]
+            .next_attempt_in
+            .is_some_and(|d| d <= Duration::from_secs(1))
+    );
+
+    // The cool-down (max_delay, 10 s) ends: a new round, then a doubled cool-down (20 s).
+    at(2).await;
+    assert_eq!(checks.load(Ordering::SeqCst), 6);
+    at(18).await;
+    assert_eq!(checks.load(Ordering::SeqCst), 6, "cooling down 20 s");
+    at(3).await;
+    assert_eq!(checks.load(Ordering::SeqCst), 9);
+    assert_eq!(recovery.stats().exhausted, 3);
+    assert_eq!(recovery.status().services[0].exhaustions, 3);
+
+    // An operator's reset starts a round at once; this time the dependency is back.
+    healthy.store(true, Ordering::SeqCst);
+    recovery.reset("db").unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(recovery.state("db"), RecoveryState::Succeeded);
+    assert_eq!(db.state(), State::Closed);
+    assert_eq!(checks.load(Ordering::SeqCst), 10);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(recovery_alerts(AlertAction::Trigger), 3);
+    assert_eq!(
+        recovery_alerts(AlertAction::Resolve),
+        0,
+        "a reset forgets the exhaustions"
+    );
+    control.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_giving_up_a_later_success_resolves_the_alert() {
+    use resilience_control::ControlPlane;
+    use resilience_control::health::{AlertAction, AlertClass};
+    let registry = Arc::new(BreakerRegistry::with_clock(ManualClock::new()));
+    let db = registry
+        .get_or_create("db", BreakerConfig::default())
+        .unwrap();
+    let healthy = Arc::new(AtomicBool::new(false));
+    let alerts = Arc::new(Recorded::default());
+    let policy = RecoveryPolicy::with_strategy(RecoveryStrategy::Immediate)
+        .max_retries(2)
+        .max_delay(Duration::from_secs(5));
+    let control = ControlPlane::builder()
+        .registry(registry.clone())
+        .without_clock_ticker()
+        .recovery(
+            RecoveryConfig::default()
+                .default_policy(policy)
+                .check_isolation(CheckIsolation::Inline),
+        )
+        .alerts(alerts.clone())
+        .health_check("db", {
+            let healthy = healthy.clone();
+            move |_s: String| {
+                let ok = healthy.load(Ordering::SeqCst);
+                async move { if ok { Ok(()) } else { Err("down".to_owned()) } }
+            }
+        })
+        .spawn()
+        .unwrap();
+    db.trip_open();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(control.recovery().state("db"), RecoveryState::Failed);
+    healthy.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(control.recovery().state("db"), RecoveryState::Succeeded);
+    assert_eq!(db.state(), State::Closed);
+    let recorded: Vec<(AlertAction, String)> = alerts
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|a| a.class == AlertClass::RecoveryExhausted)
+        .map(|a| (a.action, a.dedup_key.clone()))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            (AlertAction::Trigger, "resilience-recovery-db".to_owned()),
+            (AlertAction::Resolve, "resilience-recovery-db".to_owned())
+        ]
+    );
+    control.shutdown().await.unwrap();
 }

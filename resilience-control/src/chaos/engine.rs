@@ -47,6 +47,12 @@ pub enum ChaosEngineError {
         /// The name asked for.
         name: String,
     },
+    /// A local resume asked while a fleet-wide emergency stop is in force: the fleet's stop
+    /// wins, and only lifting it fleet-wide resumes chaos here.
+    #[error(
+        "a fleet-wide emergency stop is in force; lift it for every instance with `resilience chaos resume --fleet`"
+    )]
+    FleetStopped,
 }
 
 impl ChaosEngineError {
@@ -55,7 +61,7 @@ impl ChaosEngineError {
         match self {
             ChaosEngineError::Chaos(e) => e.field(),
             ChaosEngineError::UnknownBreaker { .. } => Some("target"),
-            ChaosEngineError::Disabled => None,
+            ChaosEngineError::Disabled | ChaosEngineError::FleetStopped => None,
         }
     }
 }
@@ -92,6 +98,8 @@ pub struct ChaosMetrics {
     pub active: usize,
     /// Whether an emergency stop is in force.
     pub stopped: bool,
+    /// Whether that stop is the fleet's (only `chaos resume --fleet` lifts it).
+    pub fleet_stopped: bool,
     /// Whether chaos is enabled at all.
     pub enabled: bool,
     /// Resources chaos holds now.
@@ -120,6 +128,28 @@ struct Inner {
     live: Mutex<HashMap<ScenarioId, Live>>,
     counters: Counters,
     wake: Notify,
+    /// A fleet-wide emergency stop is in force here (set by the fleet member).
+    fleet_stop: std::sync::atomic::AtomicBool,
+}
+
+impl Inner {
+    /// Ends every scenario this engine started and releases every resource.
+    fn end_all(&self) {
+        let ids: Vec<ScenarioId> = lock(&self.live).drain().map(|(id, _)| id).collect();
+        for id in ids {
+            self.table.disarm(id);
+            self.resources.release(id);
+        }
+        self.resources.release_all();
+    }
+}
+
+impl Drop for Inner {
+    /// The last handle on the engine is gone: nothing could end its scenarios any more, so
+    /// they end now (fault-table armings, forced breakers, memory, threads, connections).
+    fn drop(&mut self) {
+        self.end_all();
+    }
 }
 
 /// Builder for [`ChaosEngine`].
@@ -177,6 +207,7 @@ impl ChaosEngineBuilder {
                 live: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
                 wake: Notify::new(),
+                fleet_stop: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -341,14 +372,43 @@ impl ChaosEngine {
             inner.table.disarm(id);
             return Err(err.into());
         }
-        lock(&inner.live).insert(
-            id,
-            Live {
-                until: Instant::now() + duration,
-            },
-        );
+        let until = Instant::now() + duration;
+        lock(&inner.live).insert(id, Live { until });
+        self.expire_at(until);
         tracing::warn!(%id, %name, %target, kind = %spec.kind(), ?duration, "chaos scenario started");
         Ok(id)
+    }
+
+    /// Makes sure something sweeps at `until` even when no control plane runs this engine's
+    /// [`run`](Self::run): a tokio task when a runtime is at hand, else a thread. Either holds
+    /// only a weak handle, so it never keeps the engine alive.
+    fn expire_at(&self, until: Instant) {
+        let weak = Arc::downgrade(&self.inner);
+        let sweep = move || {
+            if let Some(inner) = weak.upgrade() {
+                ChaosEngine { inner }.sweep();
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    tokio::time::sleep_until(until).await;
+                    sweep();
+                });
+            }
+            Err(_) => {
+                let wait = until.saturating_duration_since(Instant::now());
+                let spawned = std::thread::Builder::new()
+                    .name("resilience-chaos-expiry".to_owned())
+                    .spawn(move || {
+                        std::thread::sleep(wait);
+                        sweep();
+                    });
+                if let Err(err) = spawned {
+                    tracing::warn!(%err, "no thread to expire a chaos scenario; the fault table's own deadline still ends its faults");
+                }
+            }
+        }
     }
 
     /// The breakers to force: the target must exist; other blast-radius members are forced
@@ -438,10 +498,36 @@ impl ChaosEngine {
         stop
     }
 
-    /// Allows scenarios again after an emergency stop.
-    pub fn resume(&self) {
+    /// Allows scenarios again after a local emergency stop.
+    ///
+    /// # Errors
+    ///
+    /// [`ChaosEngineError::FleetStopped`] while a fleet-wide stop is in force: that one is
+    /// lifted fleet-wide, never by one instance.
+    pub fn resume(&self) -> Result<(), ChaosEngineError> {
+        if self.is_fleet_stopped() {
+            tracing::warn!("local chaos resume refused: a fleet-wide emergency stop is in force");
+            return Err(ChaosEngineError::FleetStopped);
+        }
         self.inner.table.resume();
         tracing::warn!("chaos resumed after an emergency stop");
+        Ok(())
+    }
+
+    /// Whether a fleet-wide emergency stop holds this engine.
+    pub fn is_fleet_stopped(&self) -> bool {
+        self.inner.fleet_stop.load(Ordering::SeqCst)
+    }
+
+    /// The fleet member's side: applies (`true`) or lifts a fleet-wide stop here.
+    pub(crate) fn fleet_stop(&self, stopped: bool) {
+        if stopped {
+            self.inner.fleet_stop.store(true, Ordering::SeqCst);
+            self.emergency_stop();
+        } else if self.inner.fleet_stop.swap(false, Ordering::SeqCst) {
+            self.inner.table.resume();
+            tracing::info!("fleet emergency stop lifted");
+        }
     }
 
     /// Whether an emergency stop is in force.
@@ -479,6 +565,7 @@ impl ChaosEngine {
             emergency_stops: c.emergency_stops.load(Ordering::Relaxed),
             active: self.inner.table.active().len(),
             stopped: self.inner.table.is_stopped(),
+            fleet_stopped: self.is_fleet_stopped(),
             enabled: self.inner.config.enabled,
             resources: self.inner.resources.usage(),
         }
@@ -552,13 +639,10 @@ impl ChaosEngine {
         self.finish();
     }
 
-    /// Ends every scenario this engine started and releases every resource (at shutdown).
+    /// Ends every scenario this engine started and releases every resource (at shutdown; also
+    /// done when the last handle on the engine is dropped).
     pub fn finish(&self) {
-        let ids: Vec<ScenarioId> = lock(&self.inner.live).keys().copied().collect();
-        for id in ids {
-            self.end(id);
-        }
-        self.inner.resources.release_all();
+        self.inner.end_all();
     }
 }
 

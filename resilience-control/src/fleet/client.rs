@@ -51,6 +51,9 @@ pub struct FleetHealth {
     pub instances: Vec<InstanceReport>,
     /// Instances that stopped publishing (within `forget_after`).
     pub silent: Vec<SilentInstance>,
+    /// Live instances carrying another governance tag: listed, never counted (not in
+    /// `instances`, so not in any vote, score or status).
+    pub foreign: Vec<String>,
     /// The worst live status (`UNKNOWN` with no live instance).
     pub worst: HealthStatus,
     /// Mean live score (`None` with no live instance).
@@ -198,6 +201,42 @@ pub struct FleetChaos {
 const STOP_FIELD: &str = "emergency_stop";
 const SCENARIO_PREFIX: &str = "scenario:";
 
+/// Asserts this member's governance tag on the fleet's key, which holds `<tag> <since_ms>`:
+/// when the member joined the fleet under that tag. KEYS[1]: the key. ARGV: our tag, our
+/// since, `1` if we may create the key or take it back.
+///
+/// Returns `{code, value found}`: 1 the tag is ours (and the oldest `since` is kept), 2 a
+/// *younger* member of another tag had set it (after Redis lost the key) and we, older, took it
+/// back, 3 the key is missing and we may not create it yet, 0 another tag holds it: refused.
+const ASSERT: &str = r"
+local v = redis.call('GET', KEYS[1])
+local ours = ARGV[1] .. ' ' .. ARGV[2]
+if not v then
+  if ARGV[3] == '1' then redis.call('SET', KEYS[1], ours) return {1, ''} end
+  return {3, ''}
+end
+local tag, since = string.match(v, '^(%x+) ?(%d*)$')
+if tag == ARGV[1] then
+  if since == '' or tonumber(since) > tonumber(ARGV[2]) then redis.call('SET', KEYS[1], ours) end
+  return {1, v}
+end
+if ARGV[3] == '1' and since ~= nil and since ~= '' and tonumber(since) > tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[1], ours)
+  return {2, v}
+end
+return {0, v}";
+
+/// Publishes a report only while the fleet's tag is ours: KEYS governance, health, instances;
+/// ARGV tag, report, ttl ms, now ms, forget-before ms. 0 when the tag is not ours (nothing
+/// written).
+const PUBLISH: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v or string.match(v, '^(%x+)') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[5])
+return 1";
+
 /// Takes the lease when free: bumps the fence and stores `holder:fence` with a TTL.
 const ACQUIRE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -235,8 +274,11 @@ pub struct Fleet {
     config: FleetConfig,
     keys: Keys,
     client: redis::Client,
-    /// Set on the first successful connection (which also checks the governance tag).
+    /// Set on the first successful connection.
     redis: Arc<OnceCell<ConnectionManager>>,
+    /// When this handle first had its tag accepted (ms since the epoch), 0 before: an
+    /// incumbent may recreate a lost key, or take it back from a younger foreign tag.
+    joined_at_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -259,22 +301,23 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl Fleet {
-    /// Validates `config`, connects, and checks the fleet's governance tag (the first instance
-    /// sets it; a later one with another tag is refused).
+    /// Validates `config`, connects, and joins under the fleet's governance tag (see
+    /// [`assert_governance`](Self::assert_governance)).
     ///
     /// # Errors
     ///
     /// [`FleetError::Invalid`], [`FleetError::Redis`] when Redis cannot be reached, or
-    /// [`FleetError::Governance`] on a tag mismatch.
+    /// [`FleetError::Governance`] when the fleet carries another tag (nothing was written).
     pub async fn connect(config: FleetConfig) -> Result<Fleet, FleetError> {
         let fleet = Fleet::lazy(config)?;
-        fleet.connection().await?;
+        fleet.assert_governance().await?;
         Ok(fleet)
     }
 
-    /// Validates `config` without touching Redis: the first operation connects (and checks
-    /// the governance tag), and a failed one is retried by the next. For an instance that must
-    /// start while Redis is down and join the fleet when it returns.
+    /// Validates `config` without touching Redis: the first operation connects, and a failed
+    /// one is retried by the next. For an instance that must start while Redis is down and
+    /// join the fleet when it returns (its member asserts the tag before every round), and for
+    /// read-only use (the `*_health`, `*_state`, `lease_*` reads never write).
     ///
     /// # Errors
     ///
@@ -293,10 +336,11 @@ impl Fleet {
             config,
             client,
             redis: Arc::new(OnceCell::new()),
+            joined_at_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
     }
 
-    /// The shared connection, made (and the governance tag checked) on first use.
+    /// The shared connection, made on first use (it reconnects on its own after that).
     async fn connection(&self) -> Result<ConnectionManager, FleetError> {
         let redis = self
             .redis
@@ -305,34 +349,104 @@ impl Fleet {
                     .set_connection_timeout(Some(Duration::from_secs(2)))
                     .set_response_timeout(Some(Duration::from_secs(2)))
                     .set_number_of_retries(2);
-                let redis =
-                    ConnectionManager::new_with_config(self.client.clone(), manager).await?;
-                self.check_governance(redis.clone()).await?;
-                Ok::<_, FleetError>(redis)
+                ConnectionManager::new_with_config(self.client.clone(), manager).await
             })
             .await?;
         Ok(redis.clone())
     }
 
-    async fn check_governance(&self, mut redis: ConnectionManager) -> Result<(), FleetError> {
-        let key = self.keys.governance();
-        let ours = self.config.governance.to_string();
-        let _: bool = redis.set_nx(&key, &ours).await?;
-        let theirs: String = redis.get(&key).await?;
-        if theirs != ours {
-            let expected = theirs
-                .parse::<GovernanceHash>()
-                .map_err(|e| FleetError::Corrupt {
-                    key: key.clone(),
-                    reason: e.to_string(),
-                })?;
-            return Err(FleetError::Governance(GovernanceMismatch {
+    /// Asserts this instance's governance tag on the fleet's key, `{ns}:governance`, which
+    /// holds the tag and since when its oldest member has held it. Called on joining, by the
+    /// member before every round (so after every reconnection, and after a Redis restart that
+    /// lost the key), and before every operator write.
+    ///
+    /// * The tag is ours: fine.
+    /// * The key is missing (a new fleet, or Redis lost it): a member that had joined recreates
+    ///   it at once; a newcomer first waits one publish period for the incumbents to do so,
+    ///   and is refused if they (or any live instance) carry another tag. A misconfigured
+    ///   instance started right after a Redis restart therefore cannot claim the fleet.
+    /// * Another tag holds it: refused with [`FleetError::Governance`], unless that tag was set
+    ///   *after* this member joined (by a newcomer that raced a Redis restart): then this
+    ///   older member takes the key back, and the newcomer is refused on its next round.
+    ///
+    /// A refused instance writes nothing more: its reports stop (every report write is guarded
+    /// by the tag, atomically), and others never count it (reports carry the tag).
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError::Governance`] naming the fleet's tag and ours, [`FleetError::Redis`].
+    pub async fn assert_governance(&self) -> Result<(), FleetError> {
+        let joined = self.joined_at_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let since = if joined == 0 { now_ms() } else { joined };
+        let (code, found) = self.eval_assert(since, joined != 0).await?;
+        let (code, found) = if code == 3 {
+            // A missing key, and we are new: give the fleet's members a period to put it back,
+            // and refuse to found a fleet beside live members of another tag.
+            self.refuse_beside_foreign_members().await?;
+            tokio::time::sleep(self.config.publish_every).await;
+            self.refuse_beside_foreign_members().await?;
+            self.eval_assert(since, true).await?
+        } else {
+            (code, found)
+        };
+        match code {
+            1 | 2 => {
+                if code == 2 {
+                    tracing::warn!(found = %found, ours = %self.config.governance, "fleet governance key held a younger instance's tag (Redis lost it); restored ours");
+                }
+                let _ = self.joined_at_ms.compare_exchange(
+                    0,
+                    since,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                Ok(())
+            }
+            _ => Err(self.mismatch(&found)),
+        }
+    }
+
+    async fn eval_assert(&self, since: u64, may_write: bool) -> Result<(i64, String), FleetError> {
+        let mut redis = self.connection().await?;
+        let (code, found): (i64, String) = redis::cmd("EVAL")
+            .arg(ASSERT)
+            .arg(1)
+            .arg(self.keys.governance())
+            .arg(self.config.governance.to_string())
+            .arg(since)
+            .arg(if may_write { "1" } else { "0" })
+            .query_async(&mut redis)
+            .await?;
+        Ok((code, found))
+    }
+
+    async fn refuse_beside_foreign_members(&self) -> Result<(), FleetError> {
+        let fleet = self.fleet_health().await?;
+        let mut redis = self.connection().await?;
+        if let Some(instance) = fleet.foreign.first() {
+            let json: Option<String> = redis.get(self.keys.health(instance)).await?;
+            let tag = json
+                .and_then(|j| serde_json::from_str::<InstanceReport>(&j).ok())
+                .map(|r| r.governance.to_string())
+                .unwrap_or_default();
+            return Err(self.mismatch(&tag));
+        }
+        Ok(())
+    }
+
+    fn mismatch(&self, found: &str) -> FleetError {
+        let tag = found.split_whitespace().next().unwrap_or_default();
+        match tag.parse::<GovernanceHash>() {
+            Ok(expected) => FleetError::Governance(GovernanceMismatch {
                 component: "fleet member",
                 expected,
                 found: self.config.governance,
-            }));
+            }),
+            Err(e) => FleetError::Corrupt {
+                key: self.keys.governance(),
+                reason: format!("{found:?}: {e}"),
+            },
         }
-        Ok(())
     }
 
     /// The settings.
@@ -367,21 +481,25 @@ impl Fleet {
         let now = now_ms();
         let forget_before = now.saturating_sub(millis(self.config.forget_after));
         let mut redis = self.connection().await?;
-        redis::pipe()
-            .atomic()
-            .cmd("SET")
+        let written: i64 = redis::cmd("EVAL")
+            .arg(PUBLISH)
+            .arg(3)
+            .arg(self.keys.governance())
             .arg(self.keys.health(&report.instance))
+            .arg(self.keys.instances())
+            .arg(self.config.governance.to_string())
             .arg(json)
-            .arg("PX")
             .arg(millis(self.config.report_ttl))
-            .ignore()
-            .zadd(self.keys.instances(), &report.instance, now)
-            .ignore()
-            .zrembyscore(self.keys.instances(), "-inf", forget_before)
-            .ignore()
-            .exec_async(&mut redis)
+            .arg(now)
+            .arg(forget_before)
+            .arg(&report.instance)
+            .query_async(&mut redis)
             .await?;
-        Ok(())
+        if written == 1 {
+            return Ok(());
+        }
+        let found: Option<String> = redis.get(self.keys.governance()).await?;
+        Err(self.mismatch(&found.unwrap_or_default()))
     }
 
     /// Announces a breaker transition to every instance (they re-read the fleet at once).
@@ -421,6 +539,7 @@ impl Fleet {
             .await?;
         let mut instances = Vec::new();
         let mut silent = Vec::new();
+        let mut foreign = Vec::new();
         if !known.is_empty() {
             let keys: Vec<String> = known.iter().map(|(i, _)| self.keys.health(i)).collect();
             let reports: Vec<Option<String>> = redis::cmd("MGET")
@@ -429,6 +548,9 @@ impl Fleet {
                 .await?;
             for ((instance, last_seen_ms), report) in known.into_iter().zip(reports) {
                 match report.map(|json| serde_json::from_str::<InstanceReport>(&json)) {
+                    Some(Ok(report)) if report.governance != self.config.governance => {
+                        foreign.push(report.instance);
+                    }
                     Some(Ok(report)) => instances.push(report),
                     Some(Err(error)) => {
                         tracing::warn!(%instance, %error, "unreadable fleet report");
@@ -455,6 +577,7 @@ impl Fleet {
         Ok(FleetHealth {
             instances,
             silent,
+            foreign,
             worst,
             mean_score,
         })
@@ -466,6 +589,7 @@ impl Fleet {
     ///
     /// [`FleetError::Redis`].
     pub async fn try_lease(&self, service: &str) -> Result<Option<Lease>, FleetError> {
+        self.assert_governance().await?;
         let mut redis = self.connection().await?;
         let fence: u64 = redis::cmd("EVAL")
             .arg(ACQUIRE)
@@ -655,6 +779,8 @@ impl Fleet {
         &self,
         change: impl FnOnce(&mut redis::Pipeline, &str),
     ) -> Result<T, FleetError> {
+        // An operator's write: only under the fleet's own tag.
+        self.assert_governance().await?;
         let key = self.keys.chaos();
         let mut pipe = redis::pipe();
         pipe.atomic();

@@ -115,6 +115,10 @@ impl FleetMember {
             }
             match self.step().await {
                 Ok(()) => reachable = true,
+                Err(error @ super::FleetError::Governance(_)) => {
+                    reachable = false;
+                    tracing::error!(%error, "refused by the fleet: this instance writes nothing to it and is counted nowhere until the tags agree");
+                }
                 Err(error) => {
                     reachable = false;
                     tracing::warn!(%error, "fleet step failed; retrying next period");
@@ -131,6 +135,9 @@ impl FleetMember {
     ///
     /// [`FleetError::Redis`](super::FleetError::Redis) when Redis cannot be reached.
     pub async fn step(&mut self) -> Result<(), super::FleetError> {
+        // Every round, so after any reconnection (or a Redis that lost the key) the fleet's
+        // tag is asserted again before anything is written.
+        self.fleet.assert_governance().await?;
         let report = self.report();
         for (dependency, state) in &report.breakers {
             if self.published.get(dependency) != Some(state) && state != "ADOPTED" {
@@ -243,13 +250,12 @@ impl FleetMember {
         match (&state.stopped, self.stopped_by_fleet) {
             (Some(stop), false) => {
                 tracing::warn!(by = %stop.by, "fleet emergency stop");
-                engine.emergency_stop();
+                engine.fleet_stop(true);
                 self.stopped_by_fleet = true;
                 self.running.clear();
             }
             (None, true) => {
-                tracing::info!("fleet emergency stop lifted");
-                engine.resume();
+                engine.fleet_stop(false);
                 self.stopped_by_fleet = false;
             }
             _ => {}

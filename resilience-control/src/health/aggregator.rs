@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::alert::{Alert, AlertAction, AlertSink, BoxFuture};
+use super::alert::{Alert, AlertAction, AlertClass, AlertSink, BoxFuture};
 use super::score::{HealthStatus, HealthThresholds, HealthWeights, StateCounts};
 use crate::error::invalid;
 use crate::source::BreakerSource;
@@ -32,6 +32,12 @@ pub struct HealthConfig {
     pub thresholds: HealthThresholds,
     /// Dedup key of the CRITICAL alert, so a trigger and its resolve are one incident.
     pub alert_dedup_key: String,
+    /// Before each sample, make the time-based transitions calls would make (an OPEN breaker
+    /// past its OPEN time goes to HALF_OPEN, an expired hold is lifted), so breakers without
+    /// traffic report truthfully (default on). Off, an idle breaker stays OPEN, and health
+    /// CRITICAL, until a call comes; and when readiness failing is what keeps calls away, none
+    /// ever comes. See [`CircuitBreaker::tick`](resilience_core::CircuitBreaker::tick).
+    pub automatic_half_open: bool,
     /// Governance tag stamped on reports and alerts.
     pub governance: GovernanceHash,
 }
@@ -44,6 +50,7 @@ impl Default for HealthConfig {
             weights: HealthWeights::default(),
             thresholds: HealthThresholds::default(),
             alert_dedup_key: "resilience-health".to_owned(),
+            automatic_half_open: true,
             governance: GovernanceHash::DEFAULT,
         }
     }
@@ -90,6 +97,8 @@ crate::setters::setters!(HealthConfig {
     weights: HealthWeights;
     /// Where HEALTHY and DEGRADED begin.
     thresholds: HealthThresholds;
+    /// Whether time-based transitions are made before each sample.
+    automatic_half_open: bool;
     /// Governance tag.
     governance: GovernanceHash;
 });
@@ -350,6 +359,9 @@ impl HealthAggregator {
     /// an alert sink are registered.
     pub fn sample(&self) -> Arc<HealthReport> {
         let i = &self.inner;
+        if i.config.automatic_half_open {
+            i.source.tick();
+        }
         let mut breakers: Vec<_> = i
             .source
             .snapshots()
@@ -500,6 +512,7 @@ impl HealthAggregator {
             action,
             dedup_key: self.inner.config.alert_dedup_key.clone(),
             summary,
+            class: AlertClass::Health,
             status: report.status,
             score: report.score,
             open_breakers,

@@ -19,7 +19,28 @@ pub enum AlertAction {
     Resolve,
 }
 
-/// One alert, as the health aggregator raises it.
+/// What an alert is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AlertClass {
+    /// Health went CRITICAL (or recovered from it).
+    Health,
+    /// A dependency's recovery ran out of attempts and cools down (or it recovered later).
+    RecoveryExhausted,
+}
+
+impl AlertClass {
+    /// snake_case name, as in PagerDuty's `class`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AlertClass::Health => "health",
+            AlertClass::RecoveryExhausted => "recovery_exhausted",
+        }
+    }
+}
+
+/// One alert, as the health aggregator or the recovery orchestrator raises it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Alert {
@@ -29,11 +50,14 @@ pub struct Alert {
     pub dedup_key: String,
     /// One line for humans.
     pub summary: String,
-    /// Status that caused the alert.
+    /// What it is about.
+    pub class: AlertClass,
+    /// Health status that caused the alert (`UNKNOWN` for recovery alerts).
     pub status: HealthStatus,
-    /// Health score at that moment.
+    /// Health score at that moment (0 for recovery alerts).
     pub score: f64,
-    /// Names of the breakers that were OPEN or FORCED_OPEN.
+    /// Names of the breakers that were OPEN or FORCED_OPEN (for a recovery alert, the one whose
+    /// recovery gave up).
     pub open_breakers: Vec<String>,
     /// When, as wall-clock time.
     #[serde(with = "rfc3339")]
@@ -141,10 +165,13 @@ impl PagerDutySink {
             body["payload"] = serde_json::json!({
                 "summary": alert.summary,
                 "source": self.source,
-                "severity": "critical",
+                "severity": match alert.class {
+                    AlertClass::Health => "critical",
+                    _ => "error",
+                },
                 "timestamp": humantime::format_rfc3339_millis(alert.at).to_string(),
                 "component": "resilience",
-                "class": "health",
+                "class": alert.class.as_str(),
                 "custom_details": {
                     "status": alert.status,
                     "score": alert.score,

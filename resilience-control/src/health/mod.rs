@@ -9,5 +9,5 @@ pub use aggregator::{
     BreakerHealth, HealthAggregator, HealthChange, HealthConfig, HealthReport, HealthSnapshot,
     HealthStats,
 };
-pub use alert::{Alert, AlertAction, AlertError, AlertSink, BoxFuture, PagerDutySink};
+pub use alert::{Alert, AlertAction, AlertClass, AlertError, AlertSink, BoxFuture, PagerDutySink};
 pub use score::{HealthStatus, HealthThresholds, HealthWeights, StateCounts};

@@ -35,3 +35,13 @@ mod metrics;
 mod routes;
 
 pub use routes::{router, serve};
+
+/// The OpenMetrics exposition of `control`, as `GET /metrics` answers it: for serving metrics
+/// from a server of your own.
+///
+/// # Errors
+///
+/// A formatting error from the encoder (it writes to a `String`, so in practice none).
+pub fn render_metrics(control: &crate::ControlPlane) -> Result<String, std::fmt::Error> {
+    metrics::render(&metrics::registry(control.clone()))
+}

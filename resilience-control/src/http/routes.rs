@@ -223,10 +223,11 @@ async fn chaos_stop(State(state): Shared) -> Response {
 
 async fn chaos_resume(State(state): Shared) -> Response {
     match state.control.chaos() {
-        Some(engine) => {
-            engine.resume();
-            Json(json!({ "resumed": true })).into_response()
-        }
+        Some(engine) => match engine.resume() {
+            Ok(()) => Json(json!({ "resumed": true })).into_response(),
+            // The fleet's stop wins over one instance's resume.
+            Err(err) => error(StatusCode::CONFLICT, err.to_string()),
+        },
         None => error(StatusCode::NOT_FOUND, "no chaos engine is configured here"),
     }
 }

@@ -11,9 +11,11 @@ use tokio_util::sync::CancellationToken;
 use super::config::MeteringConfig;
 use super::ledger::{Counts, MeteringLedger, SinkHealth};
 use super::record::{Batch, EventRecord};
-use super::sink::MeterSink;
+use super::sink::{MeterSink, SinkError};
 use super::spool::{CorruptSpoolFile, Spool, SpoolError};
+use crate::task::{CatchUnwind, panic_message};
 use resilience_core::ConfigError;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Longest a flush round keeps writing back-to-back batches before it returns to `run` (which
 /// comes straight back while a batch is due, after checking for cancellation).
@@ -367,10 +369,22 @@ impl MeteringFlusher {
         self.inner.source.ledger().pending >= self.inner.config.batch_size as u64
     }
 
-    /// Writes a batch: `Some(records the sink already had)` when the sink has it all.
+    /// Writes a batch: `Some(records the sink already had)` when the sink has it all. A sink
+    /// that panics (making its future or polling it) is a failed write: the batch stays, the
+    /// flusher backs off and retries, and the control plane's other loops never notice.
     async fn write(&self, batch: &Batch) -> Option<u64> {
         let before = self.inner.sink.duplicates_skipped();
-        match self.inner.sink.write(batch).await {
+        let sink = &self.inner.sink;
+        let written = match catch_unwind(AssertUnwindSafe(|| sink.write(batch))) {
+            Ok(future) => CatchUnwind::new(future)
+                .await
+                .unwrap_or_else(|p| Err(SinkError::Panicked(panic_message(&*p)))),
+            Err(p) => Err(SinkError::Panicked(panic_message(&*p))),
+        };
+        if matches!(written, Err(SinkError::Panicked(_))) {
+            lock(&self.inner.counts).sink_panics += 1;
+        }
+        match written {
             Ok(()) => Some(
                 self.inner
                     .sink

@@ -51,6 +51,8 @@ pub struct MeteringLedger {
     pub batches: u64,
     /// Failed sink writes.
     pub sink_failures: u64,
+    /// Of those, writes where the sink panicked (caught; the batch was kept).
+    pub sink_panics: u64,
 }
 
 /// The flusher's own counts; the ring's ledger supplies the rest.
@@ -65,6 +67,7 @@ pub(crate) struct Counts {
     pub(crate) corrupt_bytes: u64,
     pub(crate) batches: u64,
     pub(crate) sink_failures: u64,
+    pub(crate) sink_panics: u64,
 }
 
 impl MeteringLedger {
@@ -94,6 +97,7 @@ impl MeteringLedger {
             corrupt_bytes: counts.corrupt_bytes,
             batches: counts.batches,
             sink_failures: counts.sink_failures,
+            sink_panics: counts.sink_panics,
         }
     }
 

@@ -27,6 +27,10 @@ pub enum SinkError {
     /// A record could not be encoded.
     #[error("record encoding: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The sink panicked (caught by the flusher: the batch is kept and retried, like any other
+    /// failure, and nothing else stops).
+    #[error("sink panicked: {0}")]
+    Panicked(String),
 }
 
 /// Where the flusher writes batches. Implementations must apply each record at most once per

@@ -16,10 +16,25 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::policy::{RecoveryPolicy, RecoveryStrategy};
+use super::runner::{CheckIsolation, CheckRunner};
 use crate::error::invalid;
-use crate::health::BoxFuture;
+use crate::health::{Alert, AlertAction, AlertClass, AlertSink, BoxFuture, HealthStatus};
 use crate::source::BreakerSource;
-use crate::task::{CatchUnwind, panic_message};
+use crate::task::CatchUnwind;
+
+/// Longest cool-down after repeated exhaustion.
+const MAX_COOLDOWN: Duration = Duration::from_secs(3600);
+
+/// How long a service whose recovery has given up `exhaustions` times in a row waits before
+/// its next round: the policy's longest delay, doubling with each exhaustion, at most an hour.
+pub(crate) fn cooldown(policy: &RecoveryPolicy, exhaustions: u32) -> Duration {
+    let doublings = exhaustions.saturating_sub(1).min(20);
+    policy
+        .max_delay
+        .max(Duration::from_millis(1))
+        .saturating_mul(1 << doublings)
+        .min(MAX_COOLDOWN)
+}
 
 /// Where a service's recovery stands (the original's seven states).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -33,7 +48,8 @@ pub enum RecoveryState {
     InProgress,
     /// The last attempt passed; the breaker was closed.
     Succeeded,
-    /// Every attempt failed.
+    /// Every attempt failed: the recovery gave up, alerted, and cools down before another
+    /// round (see [`RecoveryOrchestrator`]).
     Failed,
     /// An operator cancelled it.
     Cancelled,
@@ -114,6 +130,8 @@ pub struct RecoveryConfig {
     pub history: usize,
     /// Schedule recovery when a breaker with a registered health check opens (default on).
     pub auto_schedule: bool,
+    /// Where health checks run (default [`CheckIsolation::Runtime`], a runtime of their own).
+    pub check_isolation: CheckIsolation,
     /// Governance tag stamped on results.
     pub governance: GovernanceHash,
 }
@@ -126,6 +144,7 @@ impl Default for RecoveryConfig {
             max_concurrent: 4,
             history: 1000,
             auto_schedule: true,
+            check_isolation: CheckIsolation::Runtime,
             governance: GovernanceHash::DEFAULT,
         }
     }
@@ -164,6 +183,8 @@ crate::setters::setters!(RecoveryConfig {
     history: usize;
     /// Whether opening breakers with a health check get a recovery scheduled.
     auto_schedule: bool;
+    /// Where health checks run.
+    check_isolation: CheckIsolation;
     /// Governance tag.
     governance: GovernanceHash;
 });
@@ -205,9 +226,12 @@ pub struct ServiceRecovery {
     pub priority: u8,
     /// The policy in force.
     pub policy: RecoveryPolicy,
-    /// Time until the next attempt, when one is scheduled.
+    /// Time until the next attempt, when one is scheduled (or, after giving up, until the
+    /// cool-down ends and a new round starts).
     #[serde(serialize_with = "optional_millis")]
     pub next_attempt_in: Option<Duration>,
+    /// Rounds in a row that ran out of attempts (each lengthens the next cool-down).
+    pub exhaustions: u32,
     /// The last failure.
     pub last_error: Option<String>,
 }
@@ -258,6 +282,10 @@ struct Task {
     generation: u64,
     running: Option<CancellationToken>,
     last_error: Option<String>,
+    /// Rounds in a row that ran out of attempts.
+    exhaustions: u32,
+    /// After giving up: no automatic round before this.
+    cooldown_until: Option<Instant>,
 }
 
 /// A future attempt, ordered by due time, then priority, then scheduling order.
@@ -299,6 +327,8 @@ struct Inner {
     attempts: Mutex<JoinSet<()>>,
     jitter: AtomicU64,
     stats: [AtomicU64; 5],
+    runner: CheckRunner,
+    alerts: Mutex<Option<Arc<dyn AlertSink>>>,
 }
 
 const ATTEMPTS: usize = 0;
@@ -315,6 +345,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Recovers open breakers: a priority queue of attempts, each putting the breaker to HALF_OPEN
 /// and running the service's health check under a timeout; success closes the breaker, failure
 /// reopens it and schedules the next attempt by the service's strategy. Cheap to clone.
+///
+/// **Bounded.** After `max_retries` failed attempts a recovery gives up (FAILED), raises an
+/// alert (class `recovery_exhausted`, on the sink given to
+/// [`set_alert_sink`](Self::set_alert_sink); resolved when the service later recovers) and is
+/// not scheduled again, whatever the breaker's own OPEN/HALF_OPEN cycle does, until a
+/// cool-down passes: the policy's `max_delay`, doubling with each round that gives up in a row,
+/// at most an hour. Then a new round starts if the breaker is still not CLOSED. An operator's
+/// [`reset`](Self::reset) or explicit [`schedule`](Self::schedule) starts one at once.
+///
+/// **Isolated.** Health checks run on a runtime of their own, with their creation and polling
+/// under `catch_unwind` and the timeout kept on the control plane's runtime: a check that
+/// blocks its thread or panics (even before returning its future) fails its attempt, and
+/// nothing else.
 ///
 /// # Examples
 ///
@@ -358,6 +401,8 @@ impl RecoveryOrchestrator {
                 attempts: Mutex::new(JoinSet::new()),
                 jitter: AtomicU64::new(0x9e37_79b9_7f4a_7c15),
                 stats: Default::default(),
+                runner: CheckRunner::default(),
+                alerts: Mutex::new(None),
                 config,
             }),
         })
@@ -386,6 +431,42 @@ impl RecoveryOrchestrator {
         lock(&self.inner.queues)
             .checks
             .insert(service.to_owned(), Arc::new(check));
+    }
+
+    /// Sends an alert to `sink` when a recovery gives up, and its resolve when the service
+    /// recovers later. (The control plane passes its health alert sink here.)
+    pub fn set_alert_sink(&self, sink: Arc<dyn AlertSink>) {
+        *lock(&self.inner.alerts) = Some(sink);
+    }
+
+    /// An operator's reset of `service`'s recovery: forgets past exhaustions and their
+    /// cool-down, and starts a new round now unless the breaker is CLOSED. Returns the state.
+    ///
+    /// # Errors
+    ///
+    /// [`RecoveryError::UnknownService`] if there is no such breaker.
+    pub fn reset(&self, service: &str) -> Result<RecoveryState, RecoveryError> {
+        let Some(breaker) = self.inner.source.breaker(service) else {
+            return Err(RecoveryError::UnknownService {
+                service: service.to_owned(),
+            });
+        };
+        {
+            let mut q = lock(&self.inner.queues);
+            if let Some(task) = q.tasks.get_mut(service) {
+                if let Some(token) = &task.running {
+                    token.cancel();
+                }
+                task.exhaustions = 0;
+                task.cooldown_until = None;
+                task.generation += 1;
+                task.state = RecoveryState::Idle;
+            }
+        }
+        if breaker.current_state() == State::Closed {
+            return Ok(RecoveryState::Idle);
+        }
+        self.schedule(service)
     }
 
     /// Schedules recovery of `service` by its policy at the default priority.
@@ -436,6 +517,8 @@ impl RecoveryOrchestrator {
             generation: q.tasks.get(service).map_or(0, |t| t.generation + 1),
             running: None,
             last_error: None,
+            exhaustions: q.tasks.get(service).map_or(0, |t| t.exhaustions),
+            cooldown_until: None,
         };
         if policy.strategy != RecoveryStrategy::Manual {
             let delay = policy.jittered(1, self.jitter_unit());
@@ -546,10 +629,13 @@ impl RecoveryOrchestrator {
                 attempts: t.attempts,
                 priority: t.priority,
                 policy: t.policy,
-                next_attempt_in: t
-                    .due
-                    .filter(|_| t.state == RecoveryState::Scheduled)
-                    .map(|d| d.saturating_duration_since(now)),
+                next_attempt_in: match t.state {
+                    RecoveryState::Scheduled => t.due,
+                    RecoveryState::Failed => t.cooldown_until,
+                    _ => None,
+                }
+                .map(|d| d.saturating_duration_since(now)),
+                exhaustions: t.exhaustions,
                 last_error: t.last_error.clone(),
             })
             .collect();
@@ -588,8 +674,21 @@ impl RecoveryOrchestrator {
         let Some(name) = self.inner.source.name_of(event.breaker) else {
             return;
         };
-        if !lock(&self.inner.queues).checks.contains_key(&*name) {
-            return;
+        {
+            let q = lock(&self.inner.queues);
+            if !q.checks.contains_key(&*name) {
+                return;
+            }
+            // A recovery that gave up waits out its cool-down, however often the breaker's
+            // own cycle reopens it.
+            if let Some(task) = q.tasks.get(&*name)
+                && task.state == RecoveryState::Failed
+                && task
+                    .cooldown_until
+                    .is_some_and(|until| until > Instant::now())
+            {
+                return;
+            }
         }
         if let Err(err) = self.schedule(&name) {
             tracing::warn!(service = %name, %err, "could not schedule recovery");
@@ -667,9 +766,17 @@ impl RecoveryOrchestrator {
         }
         while let Some(Reverse(next)) = q.ready.peek() {
             let current = q.tasks.get(&next.service).is_some_and(|t| {
-                t.generation == next.generation && t.state == RecoveryState::Scheduled
+                t.generation == next.generation
+                    && (t.state == RecoveryState::Scheduled
+                        || (t.state == RecoveryState::Failed
+                            && t.cooldown_until.is_some_and(|until| until <= now)))
             });
             if !current {
+                q.ready.pop();
+                continue;
+            }
+            let service = next.service.clone();
+            if self.cooled_down(&mut q, &service) {
                 q.ready.pop();
                 continue;
             }
@@ -723,28 +830,21 @@ impl RecoveryOrchestrator {
             // Without a health check the breaker's own probes decide from here.
             return Attempt::Passed;
         };
-        let mut run = tokio::spawn(CatchUnwind::new(check.check(service.to_owned())));
         let outcome = tokio::select! {
-            () = token.cancelled() => {
-                run.abort();
-                return Attempt::Cancelled;
-            }
-            result = tokio::time::timeout(timeout, &mut run) => result,
+            () = token.cancelled() => return Attempt::Cancelled,
+            result = self.inner.runner.run(
+                self.inner.config.check_isolation,
+                check,
+                service.to_owned(),
+                timeout,
+            ) => result,
         };
         match outcome {
-            Err(_) => {
-                run.abort();
-                Attempt::Failed(format!("health check timed out after {timeout:?}"))
-            }
-            Ok(Err(join)) => Attempt::Failed(format!("health check task failed: {join}")),
-            Ok(Ok(Err(panic))) => {
-                Attempt::Failed(format!("health check panicked: {}", panic_message(&*panic)))
-            }
-            Ok(Ok(Ok(Err(error)))) => Attempt::Failed(error),
-            Ok(Ok(Ok(Ok(())))) => {
+            Ok(()) => {
                 breaker.close();
                 Attempt::Passed
             }
+            Err(error) => Attempt::Failed(error),
         }
     }
 
@@ -758,6 +858,9 @@ impl RecoveryOrchestrator {
             Attempt::Passed => {
                 task.state = RecoveryState::Succeeded;
                 self.inner.stats[SUCCEEDED].fetch_add(1, Ordering::Relaxed);
+                if std::mem::take(&mut task.exhaustions) > 0 {
+                    self.alert(service, AlertAction::Resolve, "recovered".to_owned());
+                }
                 (true, None)
             }
             Attempt::Cancelled => {
@@ -772,8 +875,22 @@ impl RecoveryOrchestrator {
                 }
                 if task.attempts >= task.policy.max_retries {
                     task.state = RecoveryState::Failed;
+                    task.exhaustions += 1;
+                    let pause = cooldown(&task.policy, task.exhaustions);
+                    let until = Instant::now() + pause;
+                    task.cooldown_until = Some(until);
+                    Self::arm_at(&mut q, service, &task, until);
                     self.inner.stats[EXHAUSTED].fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(service, attempts = task.attempts, %error, "recovery gave up");
+                    tracing::warn!(service, attempts = task.attempts, exhaustions = task.exhaustions, cooldown = ?pause, %error, "recovery gave up; cooling down");
+                    self.alert(
+                        service,
+                        AlertAction::Trigger,
+                        format!(
+                            "recovery of {service} gave up after {} attempts ({error}); next round in {}",
+                            task.attempts,
+                            humantime::format_duration(pause)
+                        ),
+                    );
                 } else if task.policy.strategy == RecoveryStrategy::Manual {
                     task.state = RecoveryState::AwaitingManual;
                 } else {
@@ -789,6 +906,84 @@ impl RecoveryOrchestrator {
         self.record(&mut q, service, attempt, success, state, error, duration);
         drop(q);
         self.inner.wake.notify_one();
+    }
+
+    /// Queues a timer for `task` at `due` without changing its state (the cool-down's end).
+    fn arm_at(q: &mut Queues, service: &str, task: &Task, due: Instant) {
+        q.sequence += 1;
+        q.timers.push(Reverse(Timer {
+            due,
+            priority: task.priority,
+            sequence: q.sequence,
+            service: service.to_owned(),
+            generation: task.generation,
+        }));
+    }
+
+    /// At the end of a cool-down: a new round (attempts from zero) when the breaker is still
+    /// not CLOSED, returning false so the attempt starts; true when it recovered meanwhile.
+    fn cooled_down(&self, q: &mut Queues, service: &str) -> bool {
+        let Some(task) = q.tasks.get_mut(service) else {
+            return true;
+        };
+        if task.state != RecoveryState::Failed {
+            return false;
+        }
+        task.cooldown_until = None;
+        task.attempts = 0;
+        let closed = self
+            .inner
+            .source
+            .breaker(service)
+            .is_none_or(|b| b.current_state() == State::Closed);
+        if !closed {
+            task.state = RecoveryState::Scheduled;
+            tracing::info!(service, "cool-down over; a new recovery round");
+            return false;
+        }
+        task.state = RecoveryState::Succeeded;
+        task.exhaustions = 0;
+        self.record(
+            q,
+            service,
+            0,
+            true,
+            RecoveryState::Succeeded,
+            None,
+            Duration::ZERO,
+        );
+        self.alert(
+            service,
+            AlertAction::Resolve,
+            "recovered on its own".to_owned(),
+        );
+        true
+    }
+
+    /// Sends a recovery alert from a task of its own (never delaying the orchestrator).
+    fn alert(&self, service: &str, action: AlertAction, summary: String) {
+        let Some(sink) = lock(&self.inner.alerts).clone() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let alert = Alert {
+            action,
+            dedup_key: format!("resilience-recovery-{service}"),
+            summary,
+            class: AlertClass::RecoveryExhausted,
+            status: HealthStatus::Unknown,
+            score: 0.0,
+            open_breakers: vec![service.to_owned()],
+            at: SystemTime::now(),
+            governance: self.inner.config.governance,
+        };
+        runtime.spawn(CatchUnwind::new(async move {
+            if let Err(err) = sink.send(&alert).await {
+                tracing::warn!(%err, "recovery alert not delivered");
+            }
+        }));
     }
 
     /// Cancels running attempts and waits up to `grace` for them to record their results.

@@ -141,14 +141,15 @@ pub(crate) async fn run_fleet(action: Action, config: Option<&Path>) -> Result<(
         .clone()
         .ok_or("--fleet needs Redis: set REDIS_URL or redis_url in the configuration")?;
     let operator = format!("resilience-cli-{}", std::process::id());
-    let fleet = Fleet::connect(
+    // Lazy: `list` only reads, and never writes the fleet's keys (not even its governance tag);
+    // the writes below assert the tag themselves first.
+    let fleet = Fleet::lazy(
         FleetConfig::new(operator.clone())
             .namespace(config.namespace.clone())
             .redis_url(url.clone())
             .governance(config.constitutional_hash),
-    )
-    .await
-    .map_err(|e| format!("cannot reach the fleet at {url}: {e}"))?;
+    )?;
+    let url = resilience_control::redact_url(&url);
     match action {
         Action::Stop => {
             fleet.emergency_stop(&operator).await?;

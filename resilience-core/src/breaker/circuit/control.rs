@@ -203,6 +203,58 @@ impl<C: Clock> CircuitBreaker<C> {
         self.try_force(word, to, self.clock.now()).is_ok()
     }
 
+    /// Makes the time-based transitions a call would make, without a call: an OPEN breaker
+    /// whose OPEN time has passed moves to HALF_OPEN (no probe is admitted; the next call
+    /// becomes the first), and a timed force (chaos, a fleet hold) past its deadline is lifted.
+    /// Returns the new state when it moved.
+    ///
+    /// The call path never needs this; a control loop calls it on its timer (the control
+    /// plane's health sampler does, every sample) so that a breaker nobody calls, for instance
+    /// because readiness failing cut its traffic, still reports HALF_OPEN once it is ready to
+    /// probe, and a hold ends on time. (Resilience4j calls this
+    /// `automaticTransitionFromOpenToHalfOpenEnabled`.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use resilience_core::{CircuitBreaker, ManualClock, State};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// let breaker = CircuitBreaker::builder("db")
+    ///     .reset_timeout(Duration::from_secs(1))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// breaker.trip_open();
+    /// assert_eq!(breaker.tick(), None, "still within its OPEN time");
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(breaker.tick(), Some(State::HalfOpen));
+    /// assert!(breaker.try_acquire().is_ok(), "the next call is the first probe");
+    /// # Ok::<(), resilience_core::ConfigError>(())
+    /// ```
+    pub fn tick(&self) -> Option<State> {
+        let word = self.load();
+        match word.state_bits() {
+            OPEN => {
+                let now = self.clock.now();
+                if word.open_remaining_ms(now) != 0 {
+                    return None;
+                }
+                let next =
+                    word.transition(State::HalfOpen, word.level(), Word::half_open_payload(0, 0));
+                // Losing the CAS means a call (or another tick) moved it first.
+                self.cas(word, next).ok()?;
+                self.transitioned(word, next, now);
+                Some(State::HalfOpen)
+            }
+            FORCED_OPEN if word.level() != 0 => match self.forced_expiry(word) {
+                Ok(restored) if restored.state() != State::ForcedOpen => Some(restored.state()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Generation of the current state (bumped by every transition).
     pub fn generation(&self) -> u32 {
         self.load().generation()
