@@ -581,3 +581,79 @@ async fn a_table_with_another_governance_tag_is_refused() {
         "{text}"
     );
 }
+
+/// An engine over a registry with `db`, no control plane, no `run`.
+fn standalone() -> (
+    ChaosEngine,
+    Arc<resilience_core::CircuitBreaker>,
+    Arc<FaultTable>,
+) {
+    let registry = Arc::new(BreakerRegistry::new());
+    let db = registry.breaker("db").unwrap();
+    let table = Arc::new(FaultTable::builder().build().unwrap());
+    let engine = ChaosEngine::builder(table.clone())
+        .breakers(registry)
+        .config(
+            ChaosConfig::default()
+                .enabled(true)
+                .memory_max_bytes(8 << 20),
+        )
+        .build()
+        .unwrap();
+    (engine, db, table)
+}
+
+fn start_both(engine: &ChaosEngine, duration: Duration) {
+    engine
+        .simulate_resource_exhaustion(resilience_core::chaos::Resource::Memory, 0.5, "db")
+        .duration(duration)
+        .start()
+        .unwrap();
+    engine
+        .force_circuit_open("db")
+        .duration(duration)
+        .start()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_control_plane_scenarios_still_expire_and_release_everything() {
+    let (engine, db, table) = standalone();
+    let resources = engine.resources().clone();
+    start_both(&engine, Duration::from_millis(300));
+    assert_eq!(resources.usage().memory_bytes, 4 << 20);
+    assert_eq!(db.state(), State::ForcedOpen);
+    // Nobody runs the engine's loop and nobody calls `db`.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(resources.usage().memory_bytes, 0, "the ballast is freed");
+    assert_eq!(db.state(), State::Closed, "the breaker is given back");
+    assert!(table.active().is_empty() && engine.active().is_empty());
+    assert_eq!(engine.metrics().expired, 2);
+}
+
+#[test]
+fn without_any_runtime_scenarios_still_expire() {
+    let (engine, db, _table) = standalone();
+    let resources = engine.resources().clone();
+    start_both(&engine, Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(resources.usage().memory_bytes, 0);
+    assert_eq!(db.state(), State::Closed);
+}
+
+#[test]
+fn dropping_the_engine_ends_its_scenarios() {
+    let (engine, db, table) = standalone();
+    let resources = engine.resources().clone();
+    start_both(&engine, Duration::from_secs(60));
+    engine
+        .inject_latency("db", Duration::from_millis(5))
+        .duration(Duration::from_secs(60))
+        .start()
+        .unwrap();
+    assert_eq!(table.active().len(), 3);
+    drop(engine);
+    assert_eq!(resources.usage().memory_bytes, 0);
+    assert_eq!(db.state(), State::Closed);
+    assert!(table.active().is_empty(), "nothing left armed");
+}

@@ -222,6 +222,19 @@ fn chaos_stop_with_fleet_stops_every_instance_through_redis() {
     }
     assert!(cli(&["chaos", "list", "--fleet", "-c", "b.toml"]).contains("EMERGENCY-STOPPED"));
 
+    // One instance's resume cannot lift the fleet's stop (HTTP 409, said plainly).
+    let local = resilience(&dir)
+        .args(["chaos", "resume", "--url", &url_a])
+        .output()
+        .unwrap();
+    let (_, err) = text(&local);
+    assert_eq!(local.status.code(), Some(1));
+    assert!(
+        err.contains("409") && err.contains("resilience chaos resume --fleet"),
+        "{err}"
+    );
+    assert!(cli(&["chaos", "list", "--url", &url_a]).contains("EMERGENCY-STOPPED"));
+
     cli(&["chaos", "resume", "--fleet", "-c", "b.toml"]);
     for url in [&url_a, &url_b] {
         eventually("the instance to resume", &|| {
@@ -490,12 +503,18 @@ fn sigterm_ends_the_demo_early_and_flushes_every_event() {
 
 #[test]
 fn serve_that_cannot_bind_leaves_no_trace() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
     let dir = TempDir::new("cli-bind");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     std::fs::write(
         dir.0.join("busy.toml"),
-        format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"),
+        format!(
+            "redis_url = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n[fleet]\nenabled = true\ninstance = \"x\"\n",
+            redis.url()
+        ),
     )
     .unwrap();
     let output = resilience(&dir)
@@ -510,4 +529,9 @@ fn serve_that_cannot_bind_leaves_no_trace() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left, ["busy.toml"], "no spool, no ring file");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut redis.connection())
+        .unwrap();
+    assert!(keys.is_empty(), "nothing in the fleet's Redis: {keys:?}");
 }

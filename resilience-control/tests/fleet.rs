@@ -544,3 +544,196 @@ async fn control_planes_in_a_fleet_probe_a_recovering_dependency_once() {
         plane.shutdown().await.unwrap();
     }
 }
+
+/// An instance whose registry and fleet carry `tag`.
+async fn instance_with_tag(
+    server: &RedisServer,
+    ns: &str,
+    name: &str,
+    tag: GovernanceHash,
+) -> (
+    Arc<BreakerRegistry>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    let defaults = resilience_core::BreakerConfig::builder()
+        .governance(tag)
+        .build()
+        .unwrap();
+    let registry = Arc::new(BreakerRegistry::new().with_defaults(defaults));
+    registry.breaker("db").unwrap();
+    // Lazy, as `serve` joins when Redis is not there yet: the member asserts the tag itself.
+    let fleet = Fleet::lazy(config(server, ns, name).governance(tag)).unwrap();
+    let member = FleetMember::new(fleet, registry.clone());
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(member.run(cancel.clone()));
+    (registry, cancel, task)
+}
+
+#[tokio::test]
+async fn after_a_redis_restart_a_misconfigured_instance_cannot_take_the_fleet() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let ns = "hijack";
+    let a = Instance::start(&server, ns, "a", &["db"]).await;
+    let b = Instance::start(&server, ns, "b", &["db"]).await;
+    let c = Instance::start(&server, ns, "c", &["db"]).await;
+    let watcher = Fleet::lazy(config(&server, ns, "watcher")).unwrap();
+    until_fleet("three members", &watcher, |h| h.live() == 3).await;
+
+    // Redis restarts empty, and a misconfigured instance starts at once, racing the members.
+    server.restart();
+    let wrong: GovernanceHash = "deadbeefdeadbeef".parse().unwrap();
+    let (w_registry, w_cancel, w_task) = instance_with_tag(&server, ns, "w", wrong).await;
+    // It sees `db` open; were it counted, 2 of 4 would be a quorum (default: half).
+    w_registry.get("db").unwrap().trip_open();
+    a.registry.get("db").unwrap().trip_open();
+
+    // The members put the fleet's tag back; the newcomer is refused and counted nowhere.
+    let mut redis = server.connection();
+    let mut tag = String::new();
+    for _ in 0..250 {
+        tag = redis::cmd("GET")
+            .arg(format!("{{{ns}}}:governance"))
+            .query::<Option<String>>(&mut redis)
+            .unwrap()
+            .unwrap_or_default();
+        if tag.starts_with(&GovernanceHash::DEFAULT.to_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        tag.starts_with("cdd01ef066bc6cf2"),
+        "the fleet's tag: {tag:?}"
+    );
+    let refused = Fleet::lazy(config(&server, ns, "w2").governance(wrong))
+        .unwrap()
+        .assert_governance()
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, FleetError::Governance(_)), "{refused}");
+    assert!(
+        refused.to_string().contains("cdd01ef066bc6cf2"),
+        "{refused}"
+    );
+    until_fleet("w listed as foreign, never as live", &watcher, |h| {
+        h.live() == 3 && h.instances.iter().all(|r| r.instance != "w")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for member in [&b, &c] {
+        assert_eq!(member.state("db"), State::Closed, "1 of 3 is no quorum");
+    }
+    let health = watcher.fleet_health().await.unwrap();
+    assert_eq!(health.votes("db"), (1, 3));
+    let w_report: Option<String> = redis::cmd("GET")
+        .arg(format!("{{{ns}}}:health:w"))
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(w_report, None, "the refused instance has no live report");
+
+    // A correctly configured instance started now joins, and an operator can stop chaos.
+    let d = Instance::start(&server, ns, "d", &["db"]).await;
+    let operator = Fleet::lazy(config(&server, ns, "operator")).unwrap();
+    operator.emergency_stop("operator").await.unwrap();
+    until_fleet("four members", &watcher, |h| h.live() == 4).await;
+
+    w_cancel.cancel();
+    w_task.await.unwrap();
+    for member in [a, b, c, d] {
+        member.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn read_only_commands_write_nothing() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let reader = Fleet::lazy(config(&server, "readonly", "reader")).unwrap();
+    reader.fleet_health().await.unwrap();
+    reader.chaos_state().await.unwrap();
+    reader.lease_holder("db").await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut server.connection())
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_hold_lapses_on_time_with_redis_down_and_no_traffic() {
+    use resilience_control::ControlPlane;
+    use resilience_control::health::HealthConfig;
+
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let a = Instance::start(&server, "lapse", "a", &["db"]).await;
+    let b = Instance::start(&server, "lapse", "b", &["db"]).await;
+    let registry = Arc::new(BreakerRegistry::new());
+    registry.breaker("db").unwrap();
+    let control = ControlPlane::builder()
+        .registry(registry.clone())
+        .health(HealthConfig::default().interval(Duration::from_millis(50)))
+        .fleet(fleet(&server, "lapse", "c").await)
+        .spawn()
+        .unwrap();
+    a.registry.get("db").unwrap().trip_open();
+    b.registry.get("db").unwrap().trip_open();
+    eventually("c to adopt OPEN", || {
+        registry.get("db").unwrap().state() == State::ForcedOpen
+    })
+    .await;
+    eventually("c's health to see it", || {
+        control.health().report().status == HealthStatus::Critical
+    })
+    .await;
+
+    // Redis dies; nobody calls `db` here. The hold (three 50 ms periods) must still end.
+    server.kill();
+    let killed = Instant::now();
+    eventually("the hold to lapse and health to recover", || {
+        registry.get("db").unwrap().state() == State::Closed
+            && control.health().report().status == HealthStatus::Healthy
+    })
+    .await;
+    let lapsed = killed.elapsed();
+    eprintln!(
+        "hold lapsed and health recovered {} ms after Redis died",
+        lapsed.as_millis()
+    );
+    assert!(lapsed < Duration::from_secs(1), "{lapsed:?}");
+    control.shutdown().await.unwrap();
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_local_resume_cannot_lift_a_fleet_stop() {
+    use resilience_control::chaos::ChaosEngineError;
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let a = Instance::start(&server, "stopwins", "a", &["db"]).await;
+    let operator = Fleet::lazy(config(&server, "stopwins", "operator")).unwrap();
+    operator.emergency_stop("operator").await.unwrap();
+    eventually("the stop to reach a", || a.engine.is_fleet_stopped()).await;
+    assert_eq!(a.engine.resume(), Err(ChaosEngineError::FleetStopped));
+    assert!(a.engine.is_stopped(), "still stopped");
+    assert!(a.engine.metrics().fleet_stopped);
+    let refused = a
+        .engine
+        .inject_latency("db", Duration::from_millis(5))
+        .start();
+    assert!(
+        refused.is_err(),
+        "nothing starts while the fleet is stopped"
+    );
+    operator.resume().await.unwrap();
+    eventually("the fleet resume to reach a", || !a.engine.is_stopped()).await;
+    assert!(!a.engine.is_fleet_stopped());
+    a.stop().await;
+}

@@ -344,3 +344,34 @@ async fn a_rejected_alert_is_counted_not_fatal() {
     // Breakers and sampling carry on.
     assert_eq!(registry.get("dep-0").unwrap().state(), State::ForcedOpen);
 }
+
+#[test]
+fn an_idle_open_breaker_reports_half_open_once_its_open_time_is_up() {
+    let clock = ManualClock::new();
+    let registry = Arc::new(BreakerRegistry::with_clock(clock.clone()));
+    let config = BreakerConfig::builder()
+        .reset_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let db = registry.get_or_create("db", config).unwrap();
+    db.trip_open();
+    let on = aggregator(&registry, HealthConfig::default());
+    assert_eq!(on.sample().status, HealthStatus::Critical);
+    // Nobody calls `db` (readiness failing would have cut its traffic): time alone moves it.
+    clock.advance(Duration::from_secs(10));
+    let report = on.sample();
+    assert_eq!(db.state(), State::HalfOpen, "ready to probe");
+    assert_eq!(report.breakers[0].state, State::HalfOpen);
+    assert_eq!(report.status, HealthStatus::Degraded);
+    assert!(db.try_acquire().is_ok(), "the next call is the probe");
+
+    // Off, an idle breaker stays OPEN, and health CRITICAL, until a call comes.
+    db.trip_open();
+    let off = aggregator(
+        &registry,
+        HealthConfig::default().automatic_half_open(false),
+    );
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(off.sample().status, HealthStatus::Critical);
+    assert_eq!(db.state(), State::Open);
+}

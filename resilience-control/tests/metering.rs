@@ -611,3 +611,77 @@ async fn bad_settings_are_typed_errors() {
         Err(resilience_control::metering::MeteringError::Governance(_))
     ));
 }
+
+/// A sink that panics (both ways: making the future, and inside it) for its first writes,
+/// then delivers to a JSONL file.
+struct Panicky {
+    calls: AtomicU64,
+    inner: JsonlSink,
+}
+
+impl MeterSink for Panicky {
+    fn name(&self) -> &'static str {
+        "panicky"
+    }
+
+    fn write<'a>(
+        &'a self,
+        batch: &'a Batch,
+    ) -> resilience_control::health::BoxFuture<
+        'a,
+        Result<(), resilience_control::metering::SinkError>,
+    > {
+        match self.calls.fetch_add(1, Ordering::SeqCst) {
+            0 => panic!("sink bug while making the future"),
+            1 => Box::pin(async { panic!("sink bug while polled") }),
+            _ => self.inner.write(batch),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_sink_fails_its_writes_alone_and_nothing_else_stops() {
+    let dir = TempDir::new("panicky");
+    let ring = Arc::new(MeterRing::with_capacity(1_024).unwrap());
+    let sink = Arc::new(Panicky {
+        calls: AtomicU64::new(0),
+        inner: JsonlSink::new(dir.0.join("usage.jsonl")),
+    });
+    let flusher = MeteringFlusher::open(ring.clone(), sink, config(&dir))
+        .await
+        .unwrap();
+    let control = ControlPlane::builder()
+        .registry(Arc::new(BreakerRegistry::new()))
+        .health(
+            resilience_control::health::HealthConfig::default().interval(Duration::from_millis(20)),
+        )
+        .metering(flusher.clone())
+        .spawn()
+        .unwrap();
+    for i in 0..300 {
+        ring.record(event(i)).unwrap();
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    until("everything written after the panics", || {
+        flusher.ledger().flushed == 300
+    })
+    .await;
+    let samples = control.health().stats().samples;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(control.is_running(), "the control plane kept running");
+    assert!(
+        control.health().stats().samples > samples,
+        "health kept sampling"
+    );
+    let ledger = flusher.ledger();
+    assert_eq!(ledger.sink_panics, 2, "{ledger:?}");
+    assert!(ledger.sink_failures >= 2);
+    control.shutdown().await.unwrap();
+    let ledger = flusher.ledger();
+    assert_ledger(&ledger);
+    let lines = std::fs::read_to_string(dir.0.join("usage.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(lines, 300, "each event once");
+}

@@ -637,3 +637,48 @@ async fn after_giving_up_a_later_success_resolves_the_alert() {
     );
     control.shutdown().await.unwrap();
 }
+
+/// Probes in the first simulated hour against a dependency that never comes back, through a
+/// control plane (so the breaker's own reopenings reach the orchestrator).
+async fn probes_in_an_hour(policy: RecoveryPolicy) -> u64 {
+    use resilience_control::ControlPlane;
+    let registry = Arc::new(BreakerRegistry::with_clock(ManualClock::new()));
+    let db = registry
+        .get_or_create("db", BreakerConfig::default())
+        .unwrap();
+    let checks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let control = ControlPlane::builder()
+        .registry(registry)
+        .without_clock_ticker()
+        .event_interval(Duration::from_millis(100))
+        .recovery(
+            RecoveryConfig::default()
+                .default_policy(policy)
+                .check_isolation(CheckIsolation::Inline),
+        )
+        .health_check("db", {
+            let checks = checks.clone();
+            move |_s: String| {
+                checks.fetch_add(1, Ordering::SeqCst);
+                async { Err::<(), _>("down".to_owned()) }
+            }
+        })
+        .spawn()
+        .unwrap();
+    db.trip_open();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    control.shutdown().await.unwrap();
+    checks.load(Ordering::SeqCst)
+}
+
+#[tokio::test(start_paused = true)]
+async fn giving_up_bounds_the_probes_an_unreachable_dependency_gets() {
+    // Default policy: 5 attempts over 31 s, then cool-downs of 60, 120, 240, 480, 960 s.
+    let default = probes_in_an_hour(RecoveryPolicy::default()).await;
+    // IMMEDIATE: 5 back to back per round (it used to loop at thousands a second).
+    let immediate =
+        probes_in_an_hour(RecoveryPolicy::with_strategy(RecoveryStrategy::Immediate)).await;
+    eprintln!("probes in the first hour: default policy {default}, immediate {immediate}");
+    assert_eq!(default, 30, "six rounds of five");
+    assert!(immediate <= 35, "{immediate}");
+}

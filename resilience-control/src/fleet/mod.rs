@@ -11,6 +11,28 @@
 //! * [`LeasedCheck`]: a recovery health check that only the lease holder runs; the others
 //!   follow its result.
 //!
+//! # Governance
+//!
+//! The fleet has one governance tag, in `{ns}:governance` with the time its oldest member
+//! joined. Every member asserts it before every round ([`Fleet::assert_governance`]), so after
+//! any reconnection, and after a Redis restart that lost the key, the members put it back at
+//! once. A member with another tag is refused with a typed error and writes nothing: report
+//! writes are guarded by the tag inside Redis, operator writes and leases assert it first, and
+//! reports carry the tag, so a foreign instance is never counted in a vote, a score or a
+//! status ([`FleetHealth::foreign`] lists it). A newcomer that finds the key missing waits one
+//! publish period for the members to restore it before founding a fleet, and a younger
+//! instance that still got in first (racing a Redis restart) loses the key to the older
+//! members at their next round. Reads (`fleet_health`, `chaos_state`, `lease_*`, and
+//! `resilience chaos list --fleet`) never write.
+//!
+//! # Time
+//!
+//! An adopted OPEN is a timed hold (three publish periods) that the member renews while the
+//! quorum lasts. It ends on time with or without Redis and with or without traffic: the
+//! control plane's health sampler makes due time-based transitions every sample
+//! ([`CircuitBreaker::tick`](resilience_core::CircuitBreaker::tick)), so readiness follows
+//! within one sample of the hold's end.
+//!
 //! Keys (hash-tagged by namespace, so a Redis Cluster keeps them in one slot):
 //! `{ns}:health:{instance}` (JSON, TTL), `{ns}:instances` (last seen), `{ns}:breaker`
 //! (pub/sub), `{ns}:recovery:{service}` (lease) with `:fence` and `:result`, `{ns}:chaos`

@@ -205,6 +205,11 @@ pub(crate) async fn run_fleet(action: Action, config: Option<&Path>) -> Result<(
             for silent in &health.silent {
                 println!("  silent: {}", silent.instance);
             }
+            for foreign in &health.foreign {
+                println!(
+                    "  REFUSED: {foreign} carries another governance tag (not counted anywhere)"
+                );
+            }
             match &chaos.stopped {
                 Some(stop) => println!("chaos: EMERGENCY-STOPPED by {}", stop.by),
                 None => println!("chaos: running"),
