@@ -112,25 +112,60 @@ impl ConfigLoadError {
 }
 
 /// HTTP endpoints.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct HttpSettings {
     /// Where `/metrics` and `/health/*` listen (default `127.0.0.1:9090`;
     /// `RESILIENCE_HTTP_LISTEN`).
     pub listen: SocketAddr,
+    /// The bearer token state-changing endpoints require (`RESILIENCE_ADMIN_TOKEN`). Without
+    /// one (and without `admin_token_file`) they are refused. Never printed.
+    pub admin_token: Option<String>,
+    /// A file holding the token, e.g. a mounted Kubernetes secret
+    /// (`RESILIENCE_ADMIN_TOKEN_FILE`).
+    pub admin_token_file: Option<PathBuf>,
+    /// Time a client has to send a request's head (default 5000).
+    pub header_read_timeout_ms: u64,
+    /// Time for a whole request (default 10000).
+    pub request_timeout_ms: u64,
+    /// Connections open at once (default 256).
+    pub max_connections: usize,
+    /// Largest request body (default 16384).
+    pub max_body_bytes: usize,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
+        let http = crate::http::HttpConfig::default();
         HttpSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            admin_token: None,
+            admin_token_file: None,
+            header_read_timeout_ms: http.header_read_timeout.as_millis() as u64,
+            request_timeout_ms: http.request_timeout.as_millis() as u64,
+            max_connections: http.max_connections,
+            max_body_bytes: http.max_body_bytes,
         }
     }
 }
 
+impl std::fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("listen", &self.listen)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
+            .field("admin_token_file", &self.admin_token_file)
+            .field("header_read_timeout_ms", &self.header_read_timeout_ms)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("max_connections", &self.max_connections)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
 /// Health aggregation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct HealthSettings {
@@ -152,6 +187,20 @@ impl Default for HealthSettings {
             pagerduty_routing_key: None,
             pagerduty_url: None,
         }
+    }
+}
+
+impl std::fmt::Debug for HealthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthSettings")
+            .field("interval_seconds", &self.interval_seconds)
+            .field("history", &self.history)
+            .field(
+                "pagerduty_routing_key",
+                &self.pagerduty_routing_key.as_ref().map(|_| "***"),
+            )
+            .field("pagerduty_url", &self.pagerduty_url)
+            .finish()
     }
 }
 
@@ -191,6 +240,44 @@ impl Default for RecoverySettings {
             health_check_timeout_ms: policy.health_check_timeout.as_millis() as u64,
             max_concurrent: 4,
         }
+    }
+}
+
+/// What kind of deployment this is. Production (the default) refuses chaos unless
+/// `chaos.allow_in_production` is set as well as `chaos.enabled`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Environment {
+    /// A developer's machine.
+    Development,
+    /// A pre-production environment.
+    Staging,
+    /// Production.
+    #[default]
+    Production,
+}
+
+impl std::str::FromStr for Environment {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text.to_ascii_lowercase().as_str() {
+            "development" | "dev" => Ok(Environment::Development),
+            "staging" => Ok(Environment::Staging),
+            "production" | "prod" => Ok(Environment::Production),
+            _ => Err(()),
+        }
+    }
+}
+
+impl std::fmt::Display for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Environment::Development => "development",
+            Environment::Staging => "staging",
+            Environment::Production => "production",
+        })
     }
 }
 
@@ -279,6 +366,8 @@ impl Default for MeteringSettings {
 pub struct ChaosSettings {
     /// Whether chaos may run here at all (default false; `CHAOS_ENABLED`).
     pub enabled: bool,
+    /// Whether it may also run when `environment` is production (default false).
+    pub allow_in_production: bool,
     /// Longest scenario (default 300; `CHAOS_MAX_DURATION_SECONDS`).
     pub max_duration_seconds: u64,
 }
@@ -287,6 +376,7 @@ impl Default for ChaosSettings {
     fn default() -> Self {
         ChaosSettings {
             enabled: false,
+            allow_in_production: false,
             max_duration_seconds: 300,
         }
     }
@@ -377,7 +467,7 @@ pub struct BreakerSettings {
 /// assert_eq!(err.key(), Some("HEALTH_CHECK_INTERVAL_SECONDS"));
 /// # Ok::<(), resilience_control::ConfigLoadError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct ResilienceConfig {
@@ -386,8 +476,16 @@ pub struct ResilienceConfig {
     /// Governance tag every component must carry (default `cdd01ef066bc6cf2`;
     /// `CONSTITUTIONAL_HASH`).
     pub constitutional_hash: GovernanceHash,
-    /// Redis for metering (`REDIS_URL`); without it metering goes to a JSONL file.
+    /// Redis for metering and fleet mode (`REDIS_URL`): `redis://`, or `rediss://` for TLS,
+    /// with `user:password@` for an ACL user. Without it metering goes to a JSONL file. Its
+    /// password is never printed.
     pub redis_url: Option<String>,
+    /// A PEM file of the CA that signs the Redis server's certificate, for `rediss://` to a
+    /// private CA (default: the system's roots).
+    pub redis_ca_file: Option<PathBuf>,
+    /// What this deployment is (default production; `RESILIENCE_ENVIRONMENT`): production
+    /// refuses chaos unless `chaos.allow_in_production`.
+    pub environment: Environment,
     /// HTTP endpoints.
     pub http: HttpSettings,
     /// Health aggregation.
@@ -407,12 +505,37 @@ pub struct ResilienceConfig {
     from_env: Vec<(&'static str, &'static str)>,
 }
 
+impl std::fmt::Debug for ResilienceConfig {
+    /// Every setting, with the Redis password and every token shown as `***`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResilienceConfig")
+            .field("namespace", &self.namespace)
+            .field("constitutional_hash", &self.constitutional_hash)
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(crate::redact_url),
+            )
+            .field("redis_ca_file", &self.redis_ca_file)
+            .field("environment", &self.environment)
+            .field("http", &self.http)
+            .field("health", &self.health)
+            .field("recovery", &self.recovery)
+            .field("metering", &self.metering)
+            .field("chaos", &self.chaos)
+            .field("fleet", &self.fleet)
+            .field("breakers", &self.breakers)
+            .finish()
+    }
+}
+
 impl Default for ResilienceConfig {
     fn default() -> Self {
         ResilienceConfig {
             namespace: "resilience".to_owned(),
             constitutional_hash: GovernanceHash::DEFAULT,
             redis_url: None,
+            redis_ca_file: None,
+            environment: Environment::Production,
             http: HttpSettings::default(),
             health: HealthSettings::default(),
             recovery: RecoverySettings::default(),
@@ -460,7 +583,8 @@ impl ResilienceConfig {
         let mut config: ResilienceConfig =
             toml::from_str(text).map_err(|e| ConfigLoadError::Parse {
                 path: path.to_owned(),
-                message: e.to_string().trim_end().to_owned(),
+                // The parser quotes the offending line: never a password or a token.
+                message: crate::redact_text(e.to_string().trim_end()),
             })?;
         config.apply_env(lookup)?;
         config.validate()?;
@@ -471,8 +595,8 @@ impl ResilienceConfig {
         if let Some(url) = env::parsed::<String>(lookup, "REDIS_URL", "a redis:// URL")? {
             redis::Client::open(url.as_str()).map_err(|_| EnvError {
                 variable: "REDIS_URL",
-                value: url.clone(),
-                expected: "a redis:// URL",
+                value: crate::redact_url(&url),
+                expected: "a redis:// or rediss:// URL",
             })?;
             self.redis_url = Some(url);
             self.from_env.push(("redis_url", "REDIS_URL"));
@@ -510,6 +634,13 @@ impl ResilienceConfig {
         if let Some(on) = env::flag(lookup, "CHAOS_ENABLED")? {
             self.chaos.enabled = on;
         }
+        if let Some(text) = lookup("RESILIENCE_ENVIRONMENT").filter(|t| !t.is_empty()) {
+            self.environment = text.parse().map_err(|()| EnvError {
+                variable: "RESILIENCE_ENVIRONMENT",
+                value: text.clone(),
+                expected: "development, staging or production",
+            })?;
+        }
         if let Some(on) = env::flag(lookup, "FLEET_ENABLED")? {
             self.fleet.enabled = on;
         }
@@ -534,6 +665,19 @@ impl ResilienceConfig {
         )? {
             self.http.listen = listen;
         }
+        // The environment wins over the file, whichever way the file gives the token.
+        if let Some(file) = lookup("RESILIENCE_ADMIN_TOKEN_FILE").filter(|t| !t.is_empty()) {
+            self.http.admin_token_file = Some(PathBuf::from(file));
+            self.http.admin_token = None;
+            self.from_env
+                .push(("http.admin_token_file", "RESILIENCE_ADMIN_TOKEN_FILE"));
+        }
+        if let Some(token) = lookup("RESILIENCE_ADMIN_TOKEN").filter(|t| !t.is_empty()) {
+            self.http.admin_token = Some(token);
+            self.http.admin_token_file = None;
+            self.from_env
+                .push(("http.admin_token", "RESILIENCE_ADMIN_TOKEN"));
+        }
         Ok(())
     }
 
@@ -556,10 +700,8 @@ impl ResilienceConfig {
                 "1 to 64 letters, digits, '-', '_', '.' or ':'",
             ));
         }
-        if let Some(url) = &self.redis_url {
-            redis::Client::open(url.as_str())
-                .map_err(|_| self.invalid("redis_url", format!("{url:?}"), "a redis:// URL"))?;
-        }
+        self.redis_client()?;
+        self.http_config()?;
         self.health_config()?;
         self.recovery_config()?;
         self.metering_config()?;
@@ -615,6 +757,96 @@ impl ResilienceConfig {
     fn seconds(&self, key: &str, seconds: f64) -> Result<Duration, ConfigLoadError> {
         Duration::try_from_secs_f64(seconds)
             .map_err(|_| self.invalid(key, seconds.to_string(), "a number of seconds ≥ 0"))
+    }
+
+    /// A client for `redis_url` (with `redis_ca_file` for TLS to a private CA), when one is
+    /// configured.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigLoadError::Invalid`] naming `redis_url` (password hidden) or `redis_ca_file`.
+    pub fn redis_client(&self) -> Result<Option<redis::Client>, ConfigLoadError> {
+        let Some(url) = &self.redis_url else {
+            return Ok(None);
+        };
+        if let Some(ca) = &self.redis_ca_file {
+            std::fs::metadata(ca).map_err(|e| {
+                self.invalid(
+                    "redis_ca_file",
+                    format!("{} ({e})", ca.display()),
+                    "a readable PEM file",
+                )
+            })?;
+        }
+        crate::redis_client(url, self.redis_ca_file.as_deref())
+            .map(Some)
+            .map_err(|e| {
+                self.invalid(
+                    "redis_url",
+                    format!("{:?}", crate::redact_url(url)),
+                    &format!(
+                        "a redis:// or rediss:// URL ({})",
+                        crate::redact_text(&e.to_string())
+                    ),
+                )
+            })
+    }
+
+    /// The HTTP endpoints' settings, with the admin token read from `http.admin_token` or the
+    /// file `http.admin_token_file` (not both).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigLoadError::Invalid`] naming the key and value (a token is never shown, only its
+    /// length), or the token file when it cannot be read.
+    pub fn http_config(&self) -> Result<crate::http::HttpConfig, ConfigLoadError> {
+        let h = &self.http;
+        let token = match (&h.admin_token, &h.admin_token_file) {
+            (Some(_), Some(_)) => {
+                return Err(self.invalid(
+                    "http.admin_token_file",
+                    "set together with http.admin_token".to_owned(),
+                    "one of http.admin_token and http.admin_token_file",
+                ));
+            }
+            (Some(token), None) => Some(token.clone()),
+            (None, Some(file)) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| {
+                        self.invalid(
+                            "http.admin_token_file",
+                            format!("{} ({e})", file.display()),
+                            "a readable file holding the token",
+                        )
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        let mut config = crate::http::HttpConfig::default()
+            .header_read_timeout(Duration::from_millis(h.header_read_timeout_ms))
+            .request_timeout(Duration::from_millis(h.request_timeout_ms))
+            .max_connections(h.max_connections)
+            .max_body_bytes(h.max_body_bytes);
+        if let Some(token) = token {
+            let key = if h.admin_token_file.is_some() {
+                "admin_token_file"
+            } else {
+                "admin_token"
+            };
+            let token = crate::http::AdminToken::new(token)
+                .map_err(|e| self.located("http", &[("admin_token", key)], e))?;
+            config = config.admin_token(token);
+        }
+        let keys = [
+            ("header_read_timeout", "header_read_timeout_ms"),
+            ("request_timeout", "request_timeout_ms"),
+        ];
+        config
+            .validate()
+            .map_err(|e| self.located("http", &keys, e))?;
+        Ok(config)
     }
 
     /// The health aggregator's settings.
@@ -741,6 +973,8 @@ impl ResilienceConfig {
         }
         let config = ChaosConfig::default()
             .enabled(c.enabled)
+            .production(self.environment == Environment::Production)
+            .allow_in_production(c.allow_in_production)
             .max_duration(Duration::from_secs(c.max_duration_seconds))
             .governance(self.constitutional_hash);
         config
@@ -775,7 +1009,7 @@ impl ResilienceConfig {
             }
         };
         let instance = f.instance.clone().unwrap_or_else(default_instance);
-        let config = FleetConfig::new(instance)
+        let mut config = FleetConfig::new(instance)
             .namespace(self.namespace.clone())
             .redis_url(url.clone())
             .publish_every(seconds("fleet.publish_seconds", f.publish_seconds)?)
@@ -784,6 +1018,9 @@ impl ResilienceConfig {
             .min_reporting(f.min_reporting)
             .lease_ttl(seconds("fleet.lease_seconds", f.lease_seconds)?)
             .governance(self.constitutional_hash);
+        if let Some(ca) = &self.redis_ca_file {
+            config = config.redis_ca_file(ca);
+        }
         config.validate().map_err(|e| match e {
             crate::fleet::FleetError::Invalid {
                 field,

@@ -53,6 +53,7 @@
 pub mod chaos;
 mod clock;
 mod config;
+mod connect;
 mod control_plane;
 mod env;
 mod error;
@@ -68,12 +69,13 @@ mod task;
 
 pub use clock::TokioClock;
 pub use config::{
-    BreakerSettings, ChaosSettings, ConfigLoadError, FleetSettings, HealthSettings, HttpSettings,
-    MeteringSettings, RecoverySettings, ResilienceConfig, StrategyName,
+    BreakerSettings, ChaosSettings, ConfigLoadError, Environment, FleetSettings, HealthSettings,
+    HttpSettings, MeteringSettings, RecoverySettings, ResilienceConfig, StrategyName,
 };
+pub use connect::redis_client;
 pub use control_plane::{ControlDriver, ControlPlane, ControlPlaneBuilder, TransitionCount};
 pub use env::EnvError;
 pub use error::{BuildError, ControlError};
-pub use redact::redact_url;
+pub use redact::{redact_text, redact_url};
 pub use resilience_core as core;
 pub use source::{BreakerSource, RecoverableBreaker};

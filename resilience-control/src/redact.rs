@@ -44,3 +44,59 @@ pub fn redact_url(url: &str) -> String {
     };
     format!("{scheme}://{authority}{tail}")
 }
+
+/// `text` with every URL's password hidden (see [`redact_url`]), and the value of any
+/// `token`, `password`, `secret` or `routing_key` assignment it quotes replaced by `***`: for
+/// messages that echo what they were given, such as a TOML parser's account of a bad line.
+///
+/// # Examples
+///
+/// ```
+/// use resilience_control::redact_text;
+///
+/// let message = "3 | redis_url = \"redis://:pw@db:6379\nand admin_token = \"abcdefgh\"";
+/// let shown = redact_text(message);
+/// assert!(!shown.contains("pw@") && !shown.contains("abcdefgh"), "{shown}");
+/// ```
+pub fn redact_text(text: &str) -> String {
+    let urls = redact_urls(text);
+    urls.split_inclusive('\n')
+        .map(|line| {
+            let lower = line.to_ascii_lowercase();
+            let secret = ["token", "password", "secret", "routing_key"]
+                .iter()
+                .any(|word| lower.contains(word));
+            match line.find('=') {
+                Some(at) if secret => {
+                    let end = if line.ends_with('\n') { "\n" } else { "" };
+                    format!("{}= ***{end}", &line[..at])
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// Every `scheme://user:password@` in `text` with the password hidden.
+fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let end = after
+            .find(|c: char| c.is_whitespace() || "/?#\"'`<>".contains(c))
+            .unwrap_or(after.len());
+        let (authority, tail) = after.split_at(end);
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => out.push_str(&format!("{user}:***@{host}")),
+                None => out.push_str(authority),
+            },
+            None => out.push_str(authority),
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}

@@ -657,3 +657,46 @@ fn dropping_the_engine_ends_its_scenarios() {
     assert_eq!(db.state(), State::Closed);
     assert!(table.active().is_empty(), "nothing left armed");
 }
+
+#[test]
+fn production_refuses_chaos_unless_it_is_allowed_there_too() {
+    let engine_with = |config: ChaosConfig| {
+        ChaosEngine::builder(Arc::new(FaultTable::builder().build().unwrap()))
+            .config(config)
+            .build()
+            .unwrap()
+    };
+    let production = engine_with(ChaosConfig::default().enabled(true).production(true));
+    assert!(!production.is_enabled());
+    let err = production
+        .inject_latency("db", Duration::from_millis(5))
+        .start()
+        .unwrap_err();
+    assert_eq!(err, ChaosEngineError::Production);
+    assert!(
+        err.to_string().contains("chaos.allow_in_production"),
+        "{err}"
+    );
+    assert!(!production.metrics().enabled);
+
+    let allowed = engine_with(
+        ChaosConfig::default()
+            .enabled(true)
+            .production(true)
+            .allow_in_production(true),
+    );
+    allowed
+        .inject_latency("db", Duration::from_millis(5))
+        .start()
+        .unwrap();
+    // Allowing production alone is not enabling chaos.
+    let not_enabled = engine_with(
+        ChaosConfig::default()
+            .production(true)
+            .allow_in_production(true),
+    );
+    assert_eq!(
+        not_enabled.partition("db").start().unwrap_err(),
+        ChaosEngineError::Disabled
+    );
+}

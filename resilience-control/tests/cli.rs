@@ -28,10 +28,23 @@ fn resilience(dir: &TempDir) -> Command {
         "RESILIENCE_HTTP_LISTEN",
         "RESILIENCE_NAMESPACE",
         "RESILIENCE_INSTANCE",
+        "RESILIENCE_ENVIRONMENT",
+        "RESILIENCE_ADMIN_TOKEN",
+        "RESILIENCE_ADMIN_TOKEN_FILE",
         "FLEET_ENABLED",
     ] {
         command.env_remove(variable);
     }
+    command
+}
+
+/// The admin token the served instances in these tests require.
+const TOKEN: &str = "cli-test-admin-token-0123";
+
+/// `resilience` with the admin token in its environment, as an operator's shell has it.
+fn operator(dir: &TempDir) -> Command {
+    let mut command = resilience(dir);
+    command.env("RESILIENCE_ADMIN_TOKEN", TOKEN);
     command
 }
 
@@ -100,13 +113,15 @@ fn serve_answers_http_and_chaos_commands_then_stops_on_sigterm() {
     let dir = TempDir::new("cli-serve");
     std::fs::write(
         dir.0.join("resilience.toml"),
-        "[http]\nlisten = \"127.0.0.1:0\"\n[chaos]\nenabled = true\n[[breakers]]\nname = \"payments\"\n",
+        format!(
+            "environment = \"development\"\n[http]\nlisten = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\n[chaos]\nenabled = true\n[[breakers]]\nname = \"payments\"\n"
+        ),
     )
     .unwrap();
     let (mut child, url, mut stdout) = serve(&dir, "resilience.toml");
 
     let chaos = |action: &str| {
-        let output = resilience(&dir)
+        let output = operator(&dir)
             .args(["chaos", action, "--url", &url])
             .output()
             .unwrap();
@@ -187,7 +202,7 @@ fn chaos_stop_with_fleet_stops_every_instance_through_redis() {
         std::fs::write(
             dir.0.join(format!("{name}.toml")),
             format!(
-                "redis_url = \"{}\"\nnamespace = \"clifleet\"\n[http]\nlisten = \"127.0.0.1:0\"\n[metering]\nspool_dir = \"spool-{name}\"\n[chaos]\nenabled = true\n[fleet]\nenabled = true\ninstance = \"{name}\"\npublish_seconds = 0.1\nreport_ttl_seconds = 1.0\n[[breakers]]\nname = \"payments\"\n",
+                "redis_url = \"{}\"\nnamespace = \"clifleet\"\nenvironment = \"staging\"\n[http]\nlisten = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\n[metering]\nspool_dir = \"spool-{name}\"\n[chaos]\nenabled = true\n[fleet]\nenabled = true\ninstance = \"{name}\"\npublish_seconds = 0.1\nreport_ttl_seconds = 1.0\n[[breakers]]\nname = \"payments\"\n",
                 redis.url()
             ),
         )
@@ -197,7 +212,7 @@ fn chaos_stop_with_fleet_stops_every_instance_through_redis() {
     let (mut a, url_a, _a_out) = serve(&dir, "a.toml");
     let (mut b, url_b, _b_out) = serve(&dir, "b.toml");
     let cli = |args: &[&str]| {
-        let output = resilience(&dir).args(args).output().unwrap();
+        let output = operator(&dir).args(args).output().unwrap();
         let (out, err) = text(&output);
         assert!(output.status.success(), "{args:?}: {out}\n{err}");
         out
@@ -223,7 +238,7 @@ fn chaos_stop_with_fleet_stops_every_instance_through_redis() {
     assert!(cli(&["chaos", "list", "--fleet", "-c", "b.toml"]).contains("EMERGENCY-STOPPED"));
 
     // One instance's resume cannot lift the fleet's stop (HTTP 409, said plainly).
-    let local = resilience(&dir)
+    let local = operator(&dir)
         .args(["chaos", "resume", "--url", &url_a])
         .output()
         .unwrap();
@@ -428,10 +443,12 @@ fn an_unreachable_redis_is_reported_and_the_events_wait_for_the_next_run() {
     assert!(spooled > 100, "{stdout}");
     assert_eq!(spooled, accepted, "everything waits on disk: {stdout}");
 
-    // The next run, with Redis answering, delivers what the first one left, first.
+    // The next run, with Redis answering, delivers what the first one left, first; and under
+    // its own namespace even where the configuration names a production one.
     let output = resilience(&dir)
         .args(["demo", "--duration", "4s", "--every", "1s"])
         .env("REDIS_URL", redis.url())
+        .env("RESILIENCE_NAMESPACE", "production")
         .output()
         .unwrap();
     let (stdout, stderr) = text(&output);
@@ -457,6 +474,14 @@ fn an_unreachable_redis_is_reported_and_the_events_wait_for_the_next_run() {
         .query(&mut redis.connection())
         .unwrap();
     assert_eq!(len, spooled + second, "each event in the stream once");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut redis.connection())
+        .unwrap();
+    assert!(
+        keys.iter().all(|k| k.starts_with("{resilience-demo}")),
+        "only the demo's namespace: {keys:?}"
+    );
 }
 
 #[test]
@@ -534,4 +559,154 @@ fn serve_that_cannot_bind_leaves_no_trace() {
         .query(&mut redis.connection())
         .unwrap();
     assert!(keys.is_empty(), "nothing in the fleet's Redis: {keys:?}");
+}
+
+#[test]
+fn a_redis_password_and_the_admin_token_are_never_printed() {
+    const PASSWORD: &str = "S3cretPW";
+    const SECRET_TOKEN: &str = "Tok3nSecret-0123456789";
+    let Some(redis) = RedisServer::start_with_acl_user("app", PASSWORD) else {
+        return;
+    };
+    let url = redis.url();
+    let nowhere = format!("redis://app:{PASSWORD}@127.0.0.1:{}", support::free_port());
+    let dir = TempDir::new("cli-secrets");
+    let seen = std::cell::RefCell::new(String::new());
+    let run = |command: &mut Command| {
+        let output = command.output().unwrap();
+        let (out, err) = text(&output);
+        seen.borrow_mut().push_str(&out);
+        seen.borrow_mut().push_str(&err);
+        if !output.status.success() {
+            eprintln!("{command:?} failed:\n{out}\n{err}");
+        }
+        output.status.success()
+    };
+
+    // The demo, logging everything, into Redis and into a Redis that is not there.
+    for target in [&url, &nowhere] {
+        assert!(run(resilience(&dir)
+            .args(["demo", "--duration", "4s", "--every", "1s"])
+            .env("REDIS_URL", target)
+            .env("RUST_LOG", "trace")));
+    }
+    // Configuration errors, from the environment and from the file.
+    assert!(!run(resilience(&dir).args(["serve"]).env(
+        "REDIS_URL",
+        format!("redis://app:{PASSWORD}@127.0.0.1:notaport")
+    )));
+    std::fs::write(
+        dir.0.join("broken.toml"),
+        format!("redis_url = \"redis://app:{PASSWORD}@127.0.0.1:6379\n"),
+    )
+    .unwrap();
+    assert!(!run(resilience(&dir).args(["serve", "-c", "broken.toml"])));
+    std::fs::write(
+        dir.0.join("short.toml"),
+        format!("[http]\nadmin_token = \"{PASSWORD}\"\n"),
+    )
+    .unwrap();
+    assert!(!run(resilience(&dir).args(["serve", "-c", "short.toml"])));
+
+    // A served instance in a fleet, with its token in a file; every endpoint read.
+    std::fs::write(dir.0.join("token"), SECRET_TOKEN).unwrap();
+    std::fs::write(
+        dir.0.join("fleet.toml"),
+        format!(
+            "redis_url = \"{url}\"\nenvironment = \"development\"\n[http]\nlisten = \"127.0.0.1:0\"\nadmin_token_file = \"token\"\n[chaos]\nenabled = true\n[fleet]\nenabled = true\ninstance = \"s\"\npublish_seconds = 0.1\nreport_ttl_seconds = 1.0\n[metering]\nspool_dir = \"spool-s\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = resilience(&dir)
+        .args(["serve", "-c", "fleet.toml"])
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    seen.borrow_mut().push_str(&first);
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for path in [
+        "/metrics",
+        "/health",
+        "/breakers",
+        "/recovery",
+        "/chaos",
+        "/metering",
+    ] {
+        let body = runtime.block_on(async {
+            ::reqwest::get(format!("{base}{path}"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        });
+        seen.borrow_mut().push_str(&body);
+    }
+    let operator = |args: &[&str]| {
+        let mut command = resilience(&dir);
+        command
+            .args(args)
+            .env("RESILIENCE_ADMIN_TOKEN", SECRET_TOKEN);
+        command
+    };
+    assert!(run(&mut operator(&["chaos", "list", "--url", &base])));
+    assert!(run(&mut operator(&["chaos", "stop", "--url", &base])));
+    assert!(run(&mut operator(&["chaos", "resume", "--url", &base])));
+    for action in ["list", "stop", "resume"] {
+        assert!(run(&mut operator(&[
+            "chaos",
+            action,
+            "--fleet",
+            "-c",
+            "fleet.toml"
+        ])));
+    }
+    std::fs::write(
+        dir.0.join("gone.toml"),
+        format!("redis_url = \"{nowhere}\"\n"),
+    )
+    .unwrap();
+    assert!(!run(&mut operator(&[
+        "chaos",
+        "stop",
+        "--fleet",
+        "-c",
+        "gone.toml"
+    ])));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    seen.borrow_mut().push_str(&rest);
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut rest).unwrap();
+    seen.borrow_mut().push_str(&rest);
+
+    let seen = seen.into_inner();
+    assert!(
+        seen.len() > 10_000,
+        "the test saw real output ({} bytes)",
+        seen.len()
+    );
+    for secret in [PASSWORD, SECRET_TOKEN] {
+        let at = seen.find(secret);
+        assert!(
+            at.is_none(),
+            "{secret} printed: ...{}...",
+            at.map(|i| &seen[i.saturating_sub(200)..(i + 50).min(seen.len())])
+                .unwrap_or_default()
+        );
+    }
 }

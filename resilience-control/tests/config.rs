@@ -371,3 +371,83 @@ fn fleet_settings_come_from_the_file_and_the_environment() {
         "{err}"
     );
 }
+
+#[test]
+fn the_environment_guards_chaos_and_is_named_when_wrong() {
+    use resilience_control::Environment;
+    let config = load("[chaos]\nenabled = true\n", &[]).unwrap();
+    assert_eq!(config.environment, Environment::Production, "the default");
+    assert!(!config.chaos_config().unwrap().permits_chaos());
+    let config = load("environment = \"staging\"\n[chaos]\nenabled = true\n", &[]).unwrap();
+    assert!(config.chaos_config().unwrap().permits_chaos());
+    let config = load("[chaos]\nenabled = true\nallow_in_production = true\n", &[]).unwrap();
+    assert!(config.chaos_config().unwrap().permits_chaos());
+    let config = load(
+        "[chaos]\nenabled = true\n",
+        &[("RESILIENCE_ENVIRONMENT", "development")],
+    )
+    .unwrap();
+    assert!(config.chaos_config().unwrap().permits_chaos());
+    let err = load("", &[("RESILIENCE_ENVIRONMENT", "moon")]).unwrap_err();
+    assert_eq!(err.key(), Some("RESILIENCE_ENVIRONMENT"));
+    assert!(err.to_string().contains("moon"), "{err}");
+}
+
+#[test]
+fn the_admin_token_comes_from_the_file_the_environment_or_a_file_and_is_never_shown() {
+    let dir = std::env::temp_dir().join(format!("token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    std::fs::write(&file, "from-a-mounted-secret-0123\n").unwrap();
+    let token = |config: &ResilienceConfig| {
+        config
+            .http_config()
+            .unwrap()
+            .admin_token
+            .map(|t| t.expose().to_owned())
+    };
+    assert_eq!(token(&load("", &[]).unwrap()), None, "off by default");
+    let config = load(
+        &format!("[http]\nadmin_token_file = \"{}\"\n", file.display()),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        token(&config).as_deref(),
+        Some("from-a-mounted-secret-0123")
+    );
+    let config = load(
+        "[http]\nadmin_token = \"from-the-file-0123456789\"\n",
+        &[("RESILIENCE_ADMIN_TOKEN", "from-the-environment-0123")],
+    )
+    .unwrap();
+    assert_eq!(token(&config).as_deref(), Some("from-the-environment-0123"));
+    assert!(!format!("{config:?}").contains("from-the-environment"));
+    let err = load("[http]\nadmin_token = \"tiny\"\n", &[]).unwrap_err();
+    assert_eq!(err.key(), Some("http.admin_token"));
+    assert!(!err.to_string().contains("tiny"), "{err}");
+    let err = load("[http]\nadmin_token_file = \"/no/such/token\"\n", &[]).unwrap_err();
+    assert_eq!(err.key(), Some("http.admin_token_file"));
+    let err = load("[http]\nmax_connections = 0\n", &[]).unwrap_err();
+    assert_eq!(err.key(), Some("http.max_connections"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_redis_password_never_reaches_debug_output_or_errors() {
+    let config = load("redis_url = \"rediss://app:Pa55word@cache:6380/0\"\n", &[]).unwrap();
+    let shown = format!("{config:?}");
+    assert!(shown.contains("rediss://app:***@cache:6380/0"), "{shown}");
+    assert!(!shown.contains("Pa55word"));
+    let fleet = load(
+        "redis_url = \"redis://:Pa55word@h:1\"\n[fleet]\nenabled = true\ninstance = \"a\"\n",
+        &[],
+    )
+    .unwrap()
+    .fleet_config()
+    .unwrap()
+    .unwrap();
+    assert!(!format!("{fleet:?}").contains("Pa55word"));
+    let err = load("", &[("REDIS_URL", "redis://:Pa55word@h:notaport")]).unwrap_err();
+    assert!(!err.to_string().contains("Pa55word"), "{err}");
+}

@@ -1,6 +1,7 @@
 //! The HTTP endpoints over a real socket with a real HTTP client: the metrics exposition parses
 //! and carries every family, probes follow start-up, status and shutdown, the JSON views answer,
-//! and the chaos controls work.
+//! the chaos controls work with the admin token and only with it (no forged cross-site
+//! request gets through), and idle, slow and too many clients are cut off in bounded time.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on bad setup
 
 mod support;
@@ -30,7 +31,14 @@ struct Rig {
     _dir: TempDir,
 }
 
+/// The admin token the rig's server requires.
+const TOKEN: &str = "test-admin-token-0123456789";
+
 async fn rig() -> Rig {
+    rig_with(http::HttpConfig::default().admin_token(http::AdminToken::new(TOKEN).unwrap())).await
+}
+
+async fn rig_with(http_config: http::HttpConfig) -> Rig {
     let dir = TempDir::new("http");
     let registry = Arc::new(BreakerRegistry::new());
     let table = Arc::new(FaultTable::builder().build().unwrap());
@@ -59,7 +67,12 @@ async fn rig() -> Rig {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
-    tokio::spawn(http::serve(listener, control.clone(), stop.clone()));
+    tokio::spawn(http::serve_with(
+        listener,
+        control.clone(),
+        http_config,
+        stop.clone(),
+    ));
     Rig {
         url,
         control,
@@ -87,12 +100,31 @@ impl Rig {
         (status, serde_json::from_str(&body).unwrap())
     }
 
+    /// A state-changing request as the CLI sends it: the token, and a JSON body.
     async fn send(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
-        let response = reqwest::Client::new()
-            .request(method, format!("{}{path}", self.url))
-            .send()
+        self.send_as(method, path, Some(TOKEN), "application/json", None)
             .await
-            .unwrap();
+    }
+
+    async fn send_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        origin: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.url))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body("{}");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(origin) = origin {
+            request = request.header(reqwest::header::ORIGIN, origin);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap())
     }
@@ -446,5 +478,153 @@ async fn json_views_and_chaos_controls() {
     let (status, _) = r.send(reqwest::Method::POST, "/chaos/resume").await;
     assert_eq!(status, 200);
     engine.partition("db").start().unwrap();
+    r.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutations_need_the_token_and_json_and_a_forged_request_gets_nowhere() {
+    use reqwest::Method;
+    let mut r = rig().await;
+    r.start();
+    let chaos_stopped = |r: &Rig| {
+        let url = format!("{}/chaos", r.url);
+        async move {
+            let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            body["metrics"]["stopped"].as_bool().unwrap()
+        }
+    };
+    // What a web page the operator visits could send: a simple form POST, no credentials.
+    for (token, content_type, origin, expected) in [
+        (None, "text/plain", Some("http://evil.example"), 401),
+        (None, "application/x-www-form-urlencoded", Some("null"), 401),
+        (
+            Some("wrong-token-0123456789"),
+            "application/json",
+            None,
+            401,
+        ),
+        (Some(TOKEN), "text/plain", Some("http://evil.example"), 415),
+        (Some(TOKEN), "multipart/form-data; boundary=x", None, 415),
+    ] {
+        let (status, body) = r
+            .send_as(Method::POST, "/chaos/stop", token, content_type, origin)
+            .await;
+        assert_eq!(status, expected, "{token:?} {content_type}: {body}");
+        assert!(body["error"].is_string(), "{body}");
+        assert!(!chaos_stopped(&r).await, "nothing was stopped");
+    }
+    let (status, _) = r
+        .send_as(Method::DELETE, "/chaos/anything", None, "text/plain", None)
+        .await;
+    assert_eq!(status, 401);
+    // Reads stay open; the real thing works.
+    assert_eq!(r.get("/chaos").await.0, 200);
+    assert_eq!(r.send(Method::POST, "/chaos/stop").await.0, 200);
+    assert!(chaos_stopped(&r).await);
+    r.stop.cancel();
+
+    // Without a configured token, mutations are refused outright, saying how to enable them.
+    let mut open = rig_with(http::HttpConfig::default()).await;
+    open.start();
+    let (status, body) = open.send(Method::POST, "/chaos/stop").await;
+    assert_eq!(status, 403, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("admin_token") && message.contains("RESILIENCE_ADMIN_TOKEN"),
+        "{message}"
+    );
+    assert_eq!(open.get("/metrics").await.0, 200);
+    open.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_refused() {
+    let mut r = rig().await;
+    r.start();
+    let response = reqwest::Client::new()
+        .post(format!("{}/chaos/stop", r.url))
+        .bearer_auth(TOKEN)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(format!("{{\"pad\":\"{}\"}}", "x".repeat(20 << 10)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    r.stop.cancel();
+}
+
+/// Reads `stream` until the server closes it; how long that took (or `None` within `limit`).
+async fn closed_within(mut stream: tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = tokio::time::Instant::now();
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout_at(started + limit, stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_slow_and_surplus_connections_are_cut_off_in_bounded_time() {
+    use tokio::io::AsyncWriteExt;
+    let mut r = rig_with(
+        http::HttpConfig::default()
+            .header_read_timeout(Duration::from_millis(500))
+            .max_connections(32),
+    )
+    .await;
+    r.start();
+    let address = r.url.trim_start_matches("http://").to_owned();
+    // 60 idle connections (28 beyond the cap), and 3 slowloris clients trickling a header.
+    let mut idle = Vec::new();
+    for _ in 0..60 {
+        idle.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        slow.push(tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            for _ in 0..40 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if stream.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                    return Some(started.elapsed());
+                }
+            }
+            None
+        }));
+    }
+    let closes: Vec<Option<Duration>> = futures_util::future::join_all(
+        idle.into_iter()
+            .map(|stream| closed_within(stream, Duration::from_secs(3))),
+    )
+    .await;
+    let cut = closes.iter().filter(|c| c.is_some()).count();
+    let latest = closes.iter().flatten().max().copied().unwrap_or_default();
+    assert_eq!(cut, 60, "every idle connection was closed: {closes:?}");
+    assert!(
+        latest < Duration::from_millis(1500),
+        "latest close {latest:?}"
+    );
+    for client in slow {
+        let cut_after = client.await.unwrap();
+        assert!(
+            cut_after.is_some_and(|d| d < Duration::from_millis(1500)),
+            "a slowloris client was cut off: {cut_after:?}"
+        );
+    }
+    // And the server still answers.
+    assert_eq!(r.get("/health/live").await.0, 200);
+    eprintln!(
+        "60 idle (32 allowed) and 3 slowloris connections all closed within {} ms",
+        latest.as_millis()
+    );
     r.stop.cancel();
 }

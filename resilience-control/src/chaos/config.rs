@@ -9,12 +9,18 @@ use crate::env::{self, EnvError};
 use crate::error::invalid;
 
 /// Chaos engine settings. Chaos is **off** unless `enabled` is set: a production deployment
-/// that never opts in cannot have faults injected, whatever calls the engine.
+/// that never opts in cannot have faults injected, whatever calls the engine. In a deployment
+/// marked `production` it also needs `allow_in_production`: two deliberate settings, not one.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct ChaosConfig {
     /// Whether scenarios may be started at all (default `false`; `CHAOS_ENABLED`).
     pub enabled: bool,
+    /// Whether this deployment is production (default `false` here; `ResilienceConfig` sets it
+    /// from its `environment`, which defaults to production).
+    pub production: bool,
+    /// Whether chaos may run in production too (default `false`).
+    pub allow_in_production: bool,
     /// Longest a scenario may run (default 300 s; `CHAOS_MAX_DURATION_SECONDS`).
     pub max_duration: Duration,
     /// Duration of a scenario started without one (default 60 s, capped at `max_duration`).
@@ -41,6 +47,8 @@ impl Default for ChaosConfig {
     fn default() -> Self {
         ChaosConfig {
             enabled: false,
+            production: false,
+            allow_in_production: false,
             max_duration: Duration::from_secs(300),
             default_duration: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(1),
@@ -181,6 +189,10 @@ impl ChaosConfig {
 crate::setters::setters!(ChaosConfig {
     /// Allow (or refuse) chaos.
     enabled: bool;
+    /// Mark this deployment as production.
+    production: bool;
+    /// Allow chaos in production too.
+    allow_in_production: bool;
     /// The longest scenario.
     max_duration: Duration;
     /// The duration of scenarios started without one.
@@ -200,3 +212,10 @@ crate::setters::setters!(ChaosConfig {
     /// Governance tag.
     governance: GovernanceHash;
 });
+
+impl ChaosConfig {
+    /// Whether scenarios may start here: enabled, and not production unless allowed there.
+    pub fn permits_chaos(&self) -> bool {
+        self.enabled && (!self.production || self.allow_in_production)
+    }
+}

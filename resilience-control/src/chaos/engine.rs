@@ -47,6 +47,12 @@ pub enum ChaosEngineError {
         /// The name asked for.
         name: String,
     },
+    /// Chaos is enabled, but this deployment is production and chaos has not been allowed
+    /// there.
+    #[error(
+        "chaos is refused in production: this deployment's environment is production; set chaos.allow_in_production = true (with chaos.enabled) to run it here, or mark a non-production deployment with environment = \"staging\" or \"development\" (RESILIENCE_ENVIRONMENT)"
+    )]
+    Production,
     /// A local resume asked while a fleet-wide emergency stop is in force: the fleet's stop
     /// wins, and only lifting it fleet-wide resumes chaos here.
     #[error(
@@ -61,7 +67,9 @@ impl ChaosEngineError {
         match self {
             ChaosEngineError::Chaos(e) => e.field(),
             ChaosEngineError::UnknownBreaker { .. } => Some("target"),
-            ChaosEngineError::Disabled | ChaosEngineError::FleetStopped => None,
+            ChaosEngineError::Disabled
+            | ChaosEngineError::FleetStopped
+            | ChaosEngineError::Production => None,
         }
     }
 }
@@ -327,6 +335,9 @@ impl ChaosEngine {
         if !inner.config.enabled {
             return Err(ChaosEngineError::Disabled);
         }
+        if !inner.config.permits_chaos() {
+            return Err(ChaosEngineError::Production);
+        }
         if let Some(refusal) = injection.refusal {
             return Err(refusal.into());
         }
@@ -535,9 +546,10 @@ impl ChaosEngine {
         self.inner.table.is_stopped()
     }
 
-    /// Whether this deployment allows chaos at all.
+    /// Whether this deployment allows chaos at all (enabled, and allowed in production when
+    /// it is production).
     pub fn is_enabled(&self) -> bool {
-        self.inner.config.enabled
+        self.inner.config.permits_chaos()
     }
 
     /// Live scenarios, with time left and injections so far.
@@ -566,7 +578,7 @@ impl ChaosEngine {
             active: self.inner.table.active().len(),
             stopped: self.inner.table.is_stopped(),
             fleet_stopped: self.is_fleet_stopped(),
-            enabled: self.inner.config.enabled,
+            enabled: self.inner.config.permits_chaos(),
             resources: self.inner.resources.usage(),
         }
     }

@@ -324,13 +324,14 @@ impl Fleet {
     /// [`FleetError::Invalid`].
     pub fn lazy(config: FleetConfig) -> Result<Fleet, FleetError> {
         config.validate()?;
-        let client = redis::Client::open(config.redis_url.as_str()).map_err(|e| {
-            FleetError::invalid(
-                "redis_url",
-                &config.redis_url,
-                &format!("a Redis URL ({e})"),
-            )
-        })?;
+        let client = crate::redis_client(&config.redis_url, config.redis_ca_file.as_deref())
+            .map_err(|e| {
+                FleetError::invalid(
+                    "redis_url",
+                    crate::redact_url(&config.redis_url),
+                    &format!("a redis:// or rediss:// URL ({e})"),
+                )
+            })?;
         Ok(Fleet {
             keys: Keys::new(&config.namespace),
             config,

@@ -9,12 +9,13 @@ use super::FleetError;
 /// Fleet settings. Defaults: namespace `resilience`, Redis at `redis://127.0.0.1:6379`,
 /// publish every 1 s, reports live for 5 s, quorum half of the reporting instances and at least
 /// 2 of them, recovery leases of 10 s, fleet chaos on every instance (share 1.0).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct FleetConfig {
     pub(crate) instance: String,
     pub(crate) namespace: String,
     pub(crate) redis_url: String,
+    pub(crate) redis_ca_file: Option<std::path::PathBuf>,
     pub(crate) publish_every: Duration,
     pub(crate) report_ttl: Duration,
     pub(crate) forget_after: Duration,
@@ -32,6 +33,7 @@ impl FleetConfig {
             instance: instance.into(),
             namespace: "resilience".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_ca_file: None,
             publish_every: Duration::from_secs(1),
             report_ttl: Duration::from_secs(5),
             forget_after: Duration::from_secs(300),
@@ -48,6 +50,34 @@ impl FleetConfig {
         &self.instance
     }
 
+    /// The PEM file of the CA that signs the Redis server's certificate (`rediss://` to a
+    /// private CA).
+    #[must_use]
+    pub fn redis_ca_file(mut self, file: impl Into<std::path::PathBuf>) -> Self {
+        self.redis_ca_file = Some(file.into());
+        self
+    }
+}
+
+impl std::fmt::Debug for FleetConfig {
+    /// Every setting, with the Redis password shown as `***`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetConfig")
+            .field("instance", &self.instance)
+            .field("namespace", &self.namespace)
+            .field("redis_url", &crate::redact_url(&self.redis_url))
+            .field("redis_ca_file", &self.redis_ca_file)
+            .field("publish_every", &self.publish_every)
+            .field("report_ttl", &self.report_ttl)
+            .field("quorum", &self.quorum)
+            .field("min_reporting", &self.min_reporting)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("governance", &self.governance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FleetConfig {
     /// Checks every value, naming the first bad one.
     ///
     /// # Errors

@@ -26,15 +26,25 @@
 //! | `GET /breakers` | every breaker's state and counts |
 //! | `GET /recovery` | recovery status per service |
 //! | `GET /chaos` | live scenarios with time left, and chaos metrics |
-//! | `POST /chaos/stop` | emergency stop |
-//! | `POST /chaos/resume` | allow chaos again after a stop |
-//! | `DELETE /chaos/{name}` | end one scenario |
+//! | `POST /chaos/stop` | emergency stop (admin token) |
+//! | `POST /chaos/resume` | allow chaos again after a stop (admin token; 409 during a fleet stop) |
+//! | `DELETE /chaos/{name}` | end one scenario (admin token) |
 //! | `GET /metering` | the metering ledger |
+//!
+//! Reads are open. State-changing endpoints need `Authorization: Bearer <token>` and
+//! `Content-Type: application/json`, and are refused (403) until a token is configured; every
+//! connection and request is bounded in time, size and number ([`HttpConfig`],
+//! [`serve_with`]). See SECURITY.md for the threat model.
 
+mod auth;
+mod config;
 mod metrics;
 mod routes;
+mod server;
 
-pub use routes::{router, serve};
+pub use config::{AdminToken, HttpConfig};
+pub use routes::{router, router_with, serve};
+pub use server::serve_with;
 
 /// The OpenMetrics exposition of `control`, as `GET /metrics` answers it: for serving metrics
 /// from a server of your own.

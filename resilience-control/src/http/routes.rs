@@ -12,7 +12,8 @@ use serde::Serialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::metrics;
+use super::config::HttpConfig;
+use super::{auth, metrics};
 use crate::ControlPlane;
 use crate::health::HealthStatus;
 
@@ -23,12 +24,29 @@ struct AppState {
 
 type Shared = State<Arc<AppState>>;
 
-/// The router for `control`'s endpoints (see the [module docs](super)).
+/// The router for `control`'s endpoints (see the [module docs](super)), with the default
+/// [`HttpConfig`]: state-changing endpoints refused until a token is configured.
 pub fn router(control: ControlPlane) -> Router {
+    router_with(control, &HttpConfig::default())
+}
+
+/// The router for `control`'s endpoints with `config`'s token, request timeout and body limit.
+/// (Connection limits and the header-read timeout are the server's: [`serve_with`].)
+///
+/// [`serve_with`]: super::serve_with
+pub fn router_with(control: ControlPlane, config: &HttpConfig) -> Router {
     let state = Arc::new(AppState {
         metrics: metrics::registry(control.clone()),
         control,
     });
+    let mutations = Router::new()
+        .route("/chaos/stop", post(chaos_stop))
+        .route("/chaos/resume", post(chaos_resume))
+        .route("/chaos/{name}", delete(chaos_end))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(config.admin_token.clone()),
+            auth::require_admin,
+        ));
     Router::new()
         .route("/metrics", get(metrics_text))
         .route("/health/live", get(live))
@@ -38,30 +56,33 @@ pub fn router(control: ControlPlane) -> Router {
         .route("/breakers", get(breakers))
         .route("/recovery", get(recovery))
         .route("/chaos", get(chaos))
-        .route("/chaos/stop", post(chaos_stop))
-        .route("/chaos/resume", post(chaos_resume))
-        .route("/chaos/{name}", delete(chaos_end))
         .route("/metering", get(metering))
+        .merge(mutations)
         .with_state(state)
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            config.max_body_bytes,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
 }
 
-/// Serves [`router`] on `listener` until `shutdown` is cancelled (in-flight requests finish).
+/// Serves [`router`] on `listener` with the default [`HttpConfig`] until `shutdown` is
+/// cancelled (in-flight requests finish). See [`serve_with`](super::serve_with).
 ///
 /// # Errors
 ///
-/// An I/O error from the listener.
+/// As [`serve_with`](super::serve_with).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     control: ControlPlane,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    tracing::info!(address = ?listener.local_addr().ok(), "HTTP endpoints listening");
-    axum::serve(listener, router(control))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    super::serve_with(listener, control, HttpConfig::default(), shutdown).await
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 

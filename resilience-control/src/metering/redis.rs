@@ -103,14 +103,20 @@ impl RedisStreamSink {
     ///
     /// A [`redis::RedisError`] if `url` does not parse. Nothing connects until the first write.
     pub fn new(url: &str, ns: &str) -> Result<Self, redis::RedisError> {
-        Ok(RedisStreamSink {
-            client: redis::Client::open(url)?,
+        Ok(Self::with_client(redis::Client::open(url)?, ns))
+    }
+
+    /// A sink through `client` (e.g. from [`redis_client`](crate::redis_client), for TLS to a
+    /// private CA) under namespace `ns`.
+    pub fn with_client(client: redis::Client, ns: &str) -> Self {
+        RedisStreamSink {
+            client,
             connection: Mutex::new(None),
             stream: format!("{{{ns}}}:meter"),
             applied_prefix: format!("{{{ns}}}:meter:applied:"),
             trim: StreamTrim::MaxLen(Self::DEFAULT_MAX_LEN),
             duplicates: AtomicU64::new(0),
-        })
+        }
     }
 
     /// How the stream is trimmed (default about one million entries).

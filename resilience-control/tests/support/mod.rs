@@ -12,6 +12,12 @@ pub struct RedisServer {
     port: u16,
     /// Where a durable server keeps its append-only file.
     durable: Option<std::path::PathBuf>,
+    /// More arguments (an ACL user, TLS).
+    extra: Vec<String>,
+    /// How clients reach it, when not plain `redis://127.0.0.1:<port>`.
+    url: Option<String>,
+    /// The CA a TLS server's certificate is signed by.
+    ca: Option<std::path::PathBuf>,
 }
 
 /// Whether `redis-server` can be run here. Under `CI=true` a missing binary is a failure (see
@@ -67,6 +73,9 @@ impl RedisServer {
             child: None,
             port,
             durable: None,
+            extra: Vec::new(),
+            url: None,
+            ca: None,
         };
         server.spawn();
         server
@@ -82,21 +91,148 @@ impl RedisServer {
             child: None,
             port: free_port(),
             durable: Some(dir.to_owned()),
+            extra: Vec::new(),
+            url: None,
+            ca: None,
         };
         server.spawn();
         Some(server)
     }
 
+    /// Starts a server whose only user is the ACL user `user` with `password` (the default
+    /// user is off); its URL carries them.
+    pub fn start_with_acl_user(user: &str, password: &str) -> Option<RedisServer> {
+        if !runnable() {
+            return None;
+        }
+        let port = free_port();
+        let mut server = RedisServer {
+            child: None,
+            port,
+            durable: None,
+            extra: [
+                "--user",
+                user,
+                "on",
+                &format!(">{password}"),
+                "~*",
+                "&*",
+                "+@all",
+                "--user",
+                "default",
+                "off",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+            url: Some(format!("redis://{user}:{password}@127.0.0.1:{port}")),
+            ca: None,
+        };
+        server.spawn();
+        Some(server)
+    }
+
+    /// Starts a server that speaks only TLS, with a certificate for 127.0.0.1 signed by a CA
+    /// made here with `openssl` (files in `dir`); clients need [`ca_file`](Self::ca_file).
+    pub fn start_tls(dir: &std::path::Path) -> Option<RedisServer> {
+        if !runnable() {
+            return None;
+        }
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl runs (CI installs it)");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=resilience test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ]);
+        let port = free_port();
+        let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+        let mut server = RedisServer {
+            child: None,
+            port,
+            durable: None,
+            extra: vec![
+                "--tls-port".into(),
+                port.to_string(),
+                "--tls-cert-file".into(),
+                file("server.pem"),
+                "--tls-key-file".into(),
+                file("server.key"),
+                "--tls-ca-cert-file".into(),
+                file("ca.pem"),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ],
+            url: Some(format!("rediss://127.0.0.1:{port}")),
+            ca: Some(dir.join("ca.pem")),
+        };
+        server.spawn();
+        Some(server)
+    }
+
+    /// The CA file of a TLS server.
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.ca.as_deref()
+    }
+
     fn spawn(&mut self) {
         let mut command = Command::new("redis-server");
-        command.args([
-            "--port",
-            &self.port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ]);
+        // A TLS server listens only on its TLS port.
+        let plain_port = if self.ca.is_some() {
+            "0".to_owned()
+        } else {
+            self.port.to_string()
+        };
+        command.args(["--port", &plain_port, "--bind", "127.0.0.1", "--save", ""]);
+        command.args(&self.extra);
         match &self.durable {
             Some(dir) => command.args([
                 "--appendonly",
@@ -128,8 +264,12 @@ impl RedisServer {
         self.spawn();
     }
 
+    fn client(&self) -> redis::Client {
+        resilience_control::redis_client(&self.url(), self.ca.as_deref()).unwrap()
+    }
+
     fn wait_ready(&self) {
-        let client = redis::Client::open(self.url()).unwrap();
+        let client = self.client();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(mut conn) = client.get_connection()
@@ -146,9 +286,11 @@ impl RedisServer {
         }
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>` (with the ACL user, or `rediss://`, when started so).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.url
+            .clone()
+            .unwrap_or_else(|| format!("redis://127.0.0.1:{}", self.port))
     }
 
     /// The port.
@@ -184,10 +326,7 @@ impl RedisServer {
 
     /// A synchronous connection, for checking what arrived.
     pub fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
+        self.client().get_connection().unwrap()
     }
 }
 

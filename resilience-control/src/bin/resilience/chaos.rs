@@ -91,16 +91,39 @@ impl Inject {
     }
 }
 
-pub(crate) async fn run(action: Action, url: &str) -> Result<(), Error> {
+/// The admin token for an instance's state-changing endpoints: `RESILIENCE_ADMIN_TOKEN`, or the
+/// configuration's `http.admin_token` / `http.admin_token_file`.
+fn admin_token(config: Option<&Path>) -> Option<String> {
+    if let Ok(token) = std::env::var("RESILIENCE_ADMIN_TOKEN")
+        && !token.is_empty()
+    {
+        return Some(token);
+    }
+    let config = ResilienceConfig::load(config).ok()?;
+    let http = config.http_config().ok()?;
+    http.admin_token.map(|t| t.expose().to_owned())
+}
+
+pub(crate) async fn run(action: Action, url: &str, config: Option<&Path>) -> Result<(), Error> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
     let base = url.trim_end_matches('/');
+    let mutate = |request: reqwest::RequestBuilder| {
+        // The token authenticates; the JSON type is what a cross-site form can never send.
+        let request = request
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body("{}");
+        match admin_token(config) {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    };
     let request = match &action {
         Action::List => client.get(format!("{base}/chaos")),
-        Action::Stop => client.post(format!("{base}/chaos/stop")),
-        Action::Resume => client.post(format!("{base}/chaos/resume")),
-        Action::End { name } => client.delete(format!("{base}/chaos/{name}")),
+        Action::Stop => mutate(client.post(format!("{base}/chaos/stop"))),
+        Action::Resume => mutate(client.post(format!("{base}/chaos/resume"))),
+        Action::End { name } => mutate(client.delete(format!("{base}/chaos/{name}"))),
         Action::Inject(_) => {
             return Err("chaos inject starts fleet scenarios: add --fleet (one instance's scenarios are started by its code, e.g. ChaosEngine::inject_latency)".into());
         }

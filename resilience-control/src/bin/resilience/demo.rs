@@ -120,10 +120,11 @@ pub(crate) async fn run(config_path: Option<&Path>, args: Args) -> Result<(), Er
         ),
         SinkChoice::Jsonl => wiring::Sink::Jsonl,
     };
-    // The demo is a sandbox: chaos is on here whatever the configuration says.
+    // The demo is a sandbox: chaos is on here whatever the configuration says, and it writes
+    // only under its own namespace (`--namespace`, `resilience-demo` by default).
     let parts = wiring::assemble(
         &config,
-        config.chaos_config()?.enabled(true),
+        config.chaos_config()?.enabled(true).production(false),
         sink,
         &args.namespace,
     )
@@ -153,7 +154,12 @@ pub(crate) async fn run(config_path: Option<&Path>, args: Args) -> Result<(), Er
             listener.local_addr()?,
             listener.local_addr()?
         );
-        tokio::spawn(http::serve(listener, control.clone(), stop_http.clone()));
+        tokio::spawn(http::serve_with(
+            listener,
+            control.clone(),
+            config.http_config()?,
+            stop_http.clone(),
+        ));
     }
     println!();
 

@@ -97,7 +97,9 @@ fn main() -> ExitCode {
                 fleet: true,
                 ..
             } => chaos::run_fleet(action, cli.config.as_deref()).await,
-            Command::Chaos { action, url, .. } => chaos::run(action, &url).await,
+            Command::Chaos { action, url, .. } => {
+                chaos::run(action, &url, cli.config.as_deref()).await
+            }
         }
     });
     match result {

@@ -15,6 +15,7 @@ use crate::wiring;
 
 pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
     let config = ResilienceConfig::load(config_path)?;
+    let http_config = config.http_config()?;
     // The port first: a bind failure must leave no trace (no spool, no ring file, nothing in
     // the fleet's Redis).
     let listener = tokio::net::TcpListener::bind(config.http.listen)
@@ -77,19 +78,35 @@ pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
     }
     println!("  metering: {}", parts.destination);
     println!("  ring:     {}", parts.ring);
+    let chaos = config.chaos_config()?;
     println!(
         "  chaos:    {}",
-        if parts.chaos.is_enabled() {
-            "enabled"
+        if chaos.permits_chaos() {
+            format!("enabled ({} environment)", config.environment)
+        } else if chaos.enabled {
+            "refused: the environment is production (chaos.allow_in_production, or RESILIENCE_ENVIRONMENT)".to_owned()
         } else {
-            "disabled (chaos.enabled / CHAOS_ENABLED)"
+            "disabled (chaos.enabled / CHAOS_ENABLED)".to_owned()
+        }
+    );
+    println!(
+        "  control:  {}",
+        if http_config.admin_token.is_some() {
+            "POST/DELETE endpoints need the admin token (Authorization: Bearer)"
+        } else {
+            "POST/DELETE endpoints refused: no admin token (http.admin_token_file / RESILIENCE_ADMIN_TOKEN)"
         }
     );
     println!(
         "  endpoints: /metrics /health/live /health/ready /health/startup /health /breakers /recovery /chaos /metering"
     );
     let stop = CancellationToken::new();
-    let server = tokio::spawn(http::serve(listener, control.clone(), stop.clone()));
+    let server = tokio::spawn(http::serve_with(
+        listener,
+        control.clone(),
+        http_config,
+        stop.clone(),
+    ));
     wiring::shutdown_signal().await;
     println!("shutting down: stopping loops, flushing metering");
     control.shutdown().await?;

@@ -93,7 +93,10 @@ pub(crate) async fn assemble(
     let mut notices = Vec::new();
     let (sink, destination): (Arc<dyn MeterSink>, String) = match sink {
         Sink::Redis(url) => {
-            let sink = RedisStreamSink::new(&url, namespace)?.trim(config.stream_trim())?;
+            let client = resilience_control::redis_client(&url, config.redis_ca_file.as_deref())
+                .map_err(|e| format!("redis_url {}: {e}", redact_url(&url)))?;
+            let sink =
+                RedisStreamSink::with_client(client, namespace).trim(config.stream_trim())?;
             let destination = format!("Redis stream {} at {}", sink.stream_key(), redact_url(&url));
             match sink.durability().await {
                 Durability::Volatile => notices.push(format!(
