@@ -637,7 +637,7 @@ impl ResilienceConfig {
         if let Some(text) = lookup("RESILIENCE_ENVIRONMENT").filter(|t| !t.is_empty()) {
             self.environment = text.parse().map_err(|()| EnvError {
                 variable: "RESILIENCE_ENVIRONMENT",
-                value: text.clone(),
+                value: crate::redact_text(&text),
                 expected: "development, staging or production",
             })?;
         }
@@ -729,11 +729,12 @@ impl ResilienceConfig {
             .find(|(k, _)| *k == key)
             .map(|(_, var)| format!(" (from {var})"))
             .unwrap_or_default();
+        // Every value echoed back goes through the one redaction rule, whatever its key.
         ConfigLoadError::Invalid {
             key: key.to_owned(),
-            value,
+            value: crate::redact_text(&value),
             origin,
-            expected: expected.to_owned(),
+            expected: crate::redact_text(expected),
         }
     }
 

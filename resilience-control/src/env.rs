@@ -37,7 +37,8 @@ pub(crate) fn parsed<T: FromStr>(
         Some(value) if value.trim().is_empty() => Ok(None),
         Some(value) => value.trim().parse().map(Some).map_err(|_| EnvError {
             variable,
-            value,
+            // Echoed to people: never with a password in it.
+            value: crate::redact_text(&value),
             expected,
         }),
         None => Ok(None),
@@ -54,7 +55,7 @@ pub(crate) fn flag(lookup: Lookup<'_>, variable: &'static str) -> Result<Option<
         "false" | "0" | "no" | "off" => Ok(Some(false)),
         _ => Err(EnvError {
             variable,
-            value: raw,
+            value: crate::redact_text(&raw),
             expected: "true or false",
         }),
     }

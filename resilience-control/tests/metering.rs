@@ -685,3 +685,31 @@ async fn a_panicking_sink_fails_its_writes_alone_and_nothing_else_stops() {
         .count();
     assert_eq!(lines, 300, "each event once");
 }
+
+#[tokio::test]
+async fn a_spool_file_that_cannot_be_read_now_is_retried_not_quarantined() {
+    use resilience_control::metering::{SpoolFile, SpoolReadError};
+    let dir = TempDir::new("spool-unreadable");
+    let (spool, _) = Spool::open(&dir.0, 1 << 20).await.unwrap();
+    // Reading a directory fails the way running out of descriptors does: an I/O error.
+    let unreadable = SpoolFile {
+        path: dir.0.clone(),
+        events: 3,
+        bytes: 300,
+    };
+    match spool.read(&unreadable).await {
+        Err(SpoolReadError::Io { .. }) => {}
+        other => panic!("expected a retryable I/O error, got {other:?}"),
+    }
+    // Damaged bytes are corruption.
+    std::fs::write(dir.0.join("bad"), [0xff, 0xfe, b'\n']).unwrap();
+    let damaged = SpoolFile {
+        path: dir.0.join("bad"),
+        events: 1,
+        bytes: 3,
+    };
+    assert!(matches!(
+        spool.read(&damaged).await,
+        Err(SpoolReadError::Corrupt(_))
+    ));
+}

@@ -49,7 +49,21 @@ fn worker_args(dir: &Path, sink: &str, run: u32, extra: &[String]) -> Vec<String
 impl Worker {
     /// Starts a worker and waits for its `ready` line; `Err(first line)` if it refuses.
     fn start(args: Vec<String>) -> Result<Worker, String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meter_worker"))
+        Self::start_in(Command::new(env!("CARGO_BIN_EXE_meter_worker")), args)
+    }
+
+    /// As [`start`](Self::start), with `nofile` file descriptors at most.
+    fn start_limited(nofile: u32, args: Vec<String>) -> Result<Worker, String> {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={nofile}:{nofile}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_meter_worker"));
+        Self::start_in(command, args)
+    }
+
+    fn start_in(mut command: Command, args: Vec<String>) -> Result<Worker, String> {
+        let mut child = command
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -618,4 +632,88 @@ async fn producers_racing_shutdown_never_strand_an_accepted_event() {
         assert_eq!(written.len(), unique.len(), "round {round}: duplicates");
         assert_eq!(unique, accepted, "round {round}: accepted == delivered");
     }
+}
+
+#[test]
+fn under_a_low_nofile_limit_idle_http_clients_cannot_starve_metering() {
+    let data = TempDir::new("faults-nofile-data");
+    let Some(mut server) = RedisServer::start_durable(&data.0) else {
+        return;
+    };
+    let dir = TempDir::new("faults-nofile");
+    let sink = format!("redis={}", server.url());
+    // 64 descriptors in all; a ring that an outage overflows unless the spool takes batches.
+    let worker = Worker::start_limited(
+        64,
+        worker_args(
+            &dir.0,
+            &sink,
+            0,
+            &[
+                "rate=2000".into(),
+                "capacity=2048".into(),
+                "http=127.0.0.1:0".into(),
+                "max_connections=16".into(),
+                "header_read_ms=300".into(),
+            ],
+        ),
+    )
+    .unwrap();
+    let address = worker
+        .ready
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http="))
+        .unwrap()
+        .to_owned();
+    // An attacker keeps hundreds of idle connections coming for the whole test.
+    let attacking = Arc::new(AtomicBool::new(true));
+    let attacker = {
+        let (attacking, address) = (attacking.clone(), address.clone());
+        std::thread::spawn(move || {
+            let mut opened = 0u64;
+            let mut held = std::collections::VecDeque::new();
+            while attacking.load(Ordering::Relaxed) {
+                for _ in 0..50 {
+                    if let Ok(stream) = std::net::TcpStream::connect(&address) {
+                        held.push_back(stream);
+                        opened += 1;
+                    }
+                }
+                while held.len() > 400 {
+                    held.pop_front();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            opened
+        })
+    };
+    wait_for("events flowing", Duration::from_secs(30), || {
+        stream_len(&server) >= 2_000
+    });
+    // Redis goes away: every batch must now be spooled (a new file, a new descriptor each).
+    server.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    server.restart();
+    let after = resumed(&server, stream_len(&server));
+    std::thread::sleep(Duration::from_millis(500));
+    attacking.store(false, Ordering::Relaxed);
+    let opened = attacker.join().unwrap();
+    let ledger = worker.terminate();
+    assert_balanced(&ledger);
+    assert_eq!(
+        ledger["refused_full"].as_u64(),
+        Some(0),
+        "the spool took every batch during the outage: {ledger}"
+    );
+    assert!(ledger["sink_failures"].as_u64().unwrap() > 0, "{ledger}");
+    let runs = [Run {
+        run: 0,
+        accepted: progress(&dir.0, 0),
+        killed: false,
+    }];
+    let total = assert_exactly_once(&stream(&server), &runs);
+    eprintln!(
+        "nofile 64, {opened} attacking connections: {total} events delivered once each, delivery resumed {} ms after Redis returned",
+        after.as_millis()
+    );
 }

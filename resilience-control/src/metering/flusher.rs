@@ -12,7 +12,7 @@ use super::config::MeteringConfig;
 use super::ledger::{Counts, MeteringLedger, SinkHealth};
 use super::record::{Batch, EventRecord};
 use super::sink::{MeterSink, SinkError};
-use super::spool::{CorruptSpoolFile, Spool, SpoolError};
+use super::spool::{CorruptSpoolFile, Spool, SpoolError, SpoolReadError};
 use crate::task::{CatchUnwind, panic_message};
 use resilience_core::ConfigError;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -449,7 +449,12 @@ impl MeteringFlusher {
                     self.inner.spool.remove(&file).await;
                     self.delivered(&outgoing, duplicates, true);
                 }
-                Err(corrupt) => {
+                Err(SpoolReadError::Io { path, source }) => {
+                    // Transient (out of descriptors, say): the file stays for the next round.
+                    tracing::warn!(path = %path.display(), %source, "could not read a spool file; retrying");
+                    return false;
+                }
+                Err(SpoolReadError::Corrupt(corrupt)) => {
                     self.inner.spool.quarantine(&corrupt).await;
                     {
                         let mut counts = lock(&self.inner.counts);

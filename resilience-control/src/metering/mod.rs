@@ -90,4 +90,4 @@ pub use ledger::{MeteringLedger, SinkHealth};
 pub use record::{Batch, EventRecord};
 pub use redis::{Durability, RedisStreamSink, StreamTrim};
 pub use sink::{JsonlSink, MeterSink, SinkError};
-pub use spool::{CorruptSpoolFile, Spool, SpoolError, SpoolFile};
+pub use spool::{CorruptSpoolFile, Spool, SpoolError, SpoolFile, SpoolReadError};

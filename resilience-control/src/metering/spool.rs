@@ -75,6 +75,24 @@ pub enum SpoolError {
     },
 }
 
+/// Why a spooled batch could not be read back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpoolReadError {
+    /// Its content is damaged: quarantine it.
+    #[error(transparent)]
+    Corrupt(CorruptSpoolFile),
+    /// It could not be read now (out of file descriptors, a disk error): try again later.
+    #[error("spool {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// A spool file that could not be read back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("corrupt spool file {path}: {reason}")]
@@ -168,7 +186,13 @@ impl Spool {
         let mut corrupt = Vec::new();
         for (_, path) in names {
             let bytes = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
-            match read_file(&path).await {
+            let text = match tokio::fs::read_to_string(&path).await {
+                Ok(text) => Ok(text),
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err((e.to_string(), None)),
+                // Unreadable now is not corrupt: refuse to start rather than set it aside.
+                Err(source) => return Err(SpoolError::Io { path, source }),
+            };
+            match text.and_then(|text| parse(&text)) {
                 Ok(batch) => {
                     let mut state = spool.lock();
                     state.bytes = state.bytes.saturating_add(bytes);
@@ -303,18 +327,35 @@ impl Spool {
     ///
     /// # Errors
     ///
-    /// [`CorruptSpoolFile`] if it cannot be parsed; the caller then [`quarantine`]s it.
+    /// [`SpoolReadError::Corrupt`] if its content cannot be parsed (the caller then
+    /// [`quarantine`]s it); [`SpoolReadError::Io`] if it could not be read at all (out of file
+    /// descriptors, a disk error): the file stays, to be read again later.
     ///
     /// [`quarantine`]: Self::quarantine
-    pub async fn read(&self, file: &SpoolFile) -> Result<Batch, CorruptSpoolFile> {
-        read_file(&file.path)
+    pub async fn read(&self, file: &SpoolFile) -> Result<Batch, SpoolReadError> {
+        let text = tokio::fs::read_to_string(&file.path)
             .await
-            .map_err(|(reason, _)| CorruptSpoolFile {
+            .map_err(|source| match source.kind() {
+                // Not UTF-8: the bytes themselves are damaged.
+                std::io::ErrorKind::InvalidData => SpoolReadError::Corrupt(CorruptSpoolFile {
+                    path: file.path.clone(),
+                    reason: source.to_string(),
+                    events: Some(file.events),
+                    bytes: file.bytes,
+                }),
+                _ => SpoolReadError::Io {
+                    path: file.path.clone(),
+                    source,
+                },
+            })?;
+        parse(&text).map_err(|(reason, _)| {
+            SpoolReadError::Corrupt(CorruptSpoolFile {
                 path: file.path.clone(),
                 reason,
                 events: Some(file.events),
                 bytes: file.bytes,
             })
+        })
     }
 
     /// Deletes a batch that reached the sink.
@@ -392,12 +433,9 @@ fn write_synced(tmp: &Path, path: &Path, dir: &Path, body: &[u8]) -> Result<(), 
     Ok(())
 }
 
-/// Reads and checks a whole spool file: the header, every record, and that the header's count
-/// matches. On failure: why, and the header's count when the header was readable.
-async fn read_file(path: &Path) -> Result<Batch, (String, Option<u64>)> {
-    let text = tokio::fs::read_to_string(path)
-        .await
-        .map_err(|e| (e.to_string(), None))?;
+/// Checks a spool file's text: the header, every record, and that the header's count matches.
+/// On failure: why, and the header's count when the header was readable.
+fn parse(text: &str) -> Result<Batch, (String, Option<u64>)> {
     let mut lines = text.lines();
     let header: Header = lines
         .next()

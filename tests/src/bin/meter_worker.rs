@@ -12,6 +12,8 @@
 //! * `crash_after_writes=K`: after the K-th successful sink write, and before the flusher can
 //!   release the batch's ring slots, the worker sends itself SIGKILL
 //! * `spool_max=BYTES`
+//! * `http=ADDR`: also serve the control plane's HTTP endpoints there (bounded by
+//!   `max_connections=N` and `header_read_ms=N`), an attack surface for the fault suite
 //!
 //! It prints `ready pid=.. recovered=.. inherited=..` once the flusher is open (or `error: ..`
 //! and exits 2), and on SIGTERM stops producing, finishes (flushes) and prints
@@ -27,11 +29,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use resilience_control::ControlPlane;
 use resilience_control::health::BoxFuture;
+use resilience_control::http::{self, HttpConfig};
 use resilience_control::metering::{
     Batch, JsonlSink, MeterSink, MeterSource, MeteringConfig, MeteringFlusher, RedisStreamSink,
     SinkError,
 };
+use resilience_core::BreakerRegistry;
 use resilience_core::meter::{MeterRing, Operation, RefuseReason, Tier, UsageEvent};
 use tokio_util::sync::CancellationToken;
 
@@ -138,8 +143,32 @@ async fn run(args: &HashMap<String, String>) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let ledger = flusher.ledger();
+    let stop_http = CancellationToken::new();
+    let mut http_address = String::new();
+    if let Some(address) = args.get("http") {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| format!("http={address}: {e}"))?;
+        http_address = listener
+            .local_addr()
+            .map_err(|e| e.to_string())?
+            .to_string();
+        let control = ControlPlane::builder()
+            .registry(Arc::new(BreakerRegistry::new()))
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let config = HttpConfig::default()
+            .max_connections(arg(args, "max_connections", 256))
+            .header_read_timeout(Duration::from_millis(arg(args, "header_read_ms", 5_000)));
+        tokio::spawn(http::serve_with(
+            listener,
+            control,
+            config,
+            stop_http.clone(),
+        ));
+    }
     println!(
-        "ready pid={} recovered={} inherited={}",
+        "ready pid={} recovered={} inherited={} http={http_address}",
         std::process::id(),
         ledger.recovered,
         ledger.inherited
@@ -171,6 +200,7 @@ async fn run(args: &HashMap<String, String>) -> Result<(), String> {
         .join()
         .map_err(|_| "producer panicked".to_owned())?;
     stop.cancel();
+    stop_http.cancel();
     let _ = running.await;
     let ledger = flusher.finish(Duration::from_secs(10)).await;
     println!(
