@@ -488,65 +488,102 @@ impl resilience_control::health::AlertSink for Recorded {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_recovery_that_gives_up_cools_down_however_often_the_breaker_reopens() {
-    use resilience_control::ControlPlane;
-    use resilience_control::health::{AlertAction, AlertClass};
-    let registry = Arc::new(BreakerRegistry::with_clock(ManualClock::new()));
-    let db = registry
-        .get_or_create("db", BreakerConfig::default())
-        .unwrap();
-    let checks = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let healthy = Arc::new(AtomicBool::new(false));
-    let alerts = Arc::new(Recorded::default());
-    let policy = RecoveryPolicy::with_strategy(RecoveryStrategy::Immediate)
-        .max_retries(3)
-        .max_delay(Duration::from_secs(10));
-    let control = ControlPlane::builder()
-        .registry(registry.clone())
-        .without_clock_ticker()
-        .recovery(
-            RecoveryConfig::default()
-                .default_policy(policy)
-                .check_isolation(CheckIsolation::Inline),
-        )
-        .alerts(alerts.clone())
-        .health_check("db", {
-            let (checks, healthy) = (checks.clone(), healthy.clone());
-            move |_s: String| {
-                checks.fetch_add(1, Ordering::SeqCst);
-                let ok = healthy.load(Ordering::SeqCst);
-                async move {
-                    if ok {
-                        Ok(())
-                    } else {
-                        Err("still down".to_owned())
+/// A control plane recovering `db` (its breaker on a manual clock, so only recovery moves it)
+/// with `policy`, checks inline on the paused clock, alerts recorded, and a health check that
+/// counts its calls and passes once `healthy` is set.
+struct Recovering {
+    db: Arc<resilience_core::CircuitBreaker<ManualClock>>,
+    control: resilience_control::ControlPlane,
+    checks: Arc<std::sync::atomic::AtomicU64>,
+    healthy: Arc<AtomicBool>,
+    alerts: Arc<Recorded>,
+}
+
+impl Recovering {
+    fn start(policy: RecoveryPolicy) -> Recovering {
+        let registry = Arc::new(BreakerRegistry::with_clock(ManualClock::new()));
+        let db = registry
+            .get_or_create("db", BreakerConfig::default())
+            .unwrap();
+        let checks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let healthy = Arc::new(AtomicBool::new(false));
+        let alerts = Arc::new(Recorded::default());
+        let control = resilience_control::ControlPlane::builder()
+            .registry(registry)
+            .without_clock_ticker()
+            .event_interval(Duration::from_millis(100))
+            .recovery(
+                RecoveryConfig::default()
+                    .default_policy(policy)
+                    .check_isolation(CheckIsolation::Inline),
+            )
+            .alerts(alerts.clone())
+            .health_check("db", {
+                let (checks, healthy) = (checks.clone(), healthy.clone());
+                move |_s: String| {
+                    checks.fetch_add(1, Ordering::SeqCst);
+                    let ok = healthy.load(Ordering::SeqCst);
+                    async move {
+                        if ok {
+                            Ok(())
+                        } else {
+                            Err("still down".to_owned())
+                        }
                     }
                 }
-            }
-        })
-        .spawn()
-        .unwrap();
-    let recovery = control.recovery().clone();
-    db.trip_open();
-    let at = |secs: u64| async move { tokio::time::sleep(Duration::from_secs(secs)).await };
-    let recovery_alerts = |action: AlertAction| {
-        alerts
+            })
+            .spawn()
+            .unwrap();
+        Recovering {
+            db,
+            control,
+            checks,
+            healthy,
+            alerts,
+        }
+    }
+
+    fn checks(&self) -> u64 {
+        self.checks.load(Ordering::SeqCst)
+    }
+
+    fn recovery_alerts(&self) -> Vec<(resilience_control::health::AlertAction, String)> {
+        self.alerts
             .0
             .lock()
             .unwrap()
             .iter()
-            .filter(|a| a.class == AlertClass::RecoveryExhausted && a.action == action)
+            .filter(|a| a.class == resilience_control::health::AlertClass::RecoveryExhausted)
+            .map(|a| (a.action, a.dedup_key.clone()))
+            .collect()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_recovery_that_gives_up_cools_down_however_often_the_breaker_reopens() {
+    use resilience_control::health::AlertAction;
+    let r = Recovering::start(
+        RecoveryPolicy::with_strategy(RecoveryStrategy::Immediate)
+            .max_retries(3)
+            .max_delay(Duration::from_secs(10)),
+    );
+    let recovery = r.control.recovery().clone();
+    r.db.trip_open();
+    let at = |secs: u64| async move { tokio::time::sleep(Duration::from_secs(secs)).await };
+    let triggers = |r: &Recovering| {
+        r.recovery_alerts()
+            .iter()
+            .filter(|(action, _)| *action == AlertAction::Trigger)
             .count()
     };
 
     // Three immediate attempts, then it gives up; every failure reopens the breaker, and
     // each OPEN used to schedule a fresh recovery at once (thousands of checks a second).
     at(9).await;
-    assert_eq!(checks.load(Ordering::SeqCst), 3);
+    assert_eq!(r.checks(), 3);
     assert_eq!(recovery.state("db"), RecoveryState::Failed);
-    assert_eq!(db.state(), State::Open, "the breaker's own cycle goes on");
-    assert_eq!(recovery_alerts(AlertAction::Trigger), 1, "it alerted");
+    assert_eq!(r.db.state(), State::Open, "the breaker's own cycle goes on");
+    assert_eq!(triggers(&r), 1, "it alerted");
     let status = recovery.status();
     assert_eq!(status.services[0].exhaustions, 1);
     assert!(
@@ -557,118 +594,64 @@ async fn a_recovery_that_gives_up_cools_down_however_often_the_breaker_reopens()
 
     // The cool-down (max_delay, 10 s) ends: a new round, then a doubled cool-down (20 s).
     at(2).await;
-    assert_eq!(checks.load(Ordering::SeqCst), 6);
+    assert_eq!(r.checks(), 6);
     at(18).await;
-    assert_eq!(checks.load(Ordering::SeqCst), 6, "cooling down 20 s");
+    assert_eq!(r.checks(), 6, "cooling down 20 s");
     at(3).await;
-    assert_eq!(checks.load(Ordering::SeqCst), 9);
+    assert_eq!(r.checks(), 9);
     assert_eq!(recovery.stats().exhausted, 3);
     assert_eq!(recovery.status().services[0].exhaustions, 3);
 
     // An operator's reset starts a round at once; this time the dependency is back.
-    healthy.store(true, Ordering::SeqCst);
+    r.healthy.store(true, Ordering::SeqCst);
     recovery.reset("db").unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(recovery.state("db"), RecoveryState::Succeeded);
-    assert_eq!(db.state(), State::Closed);
-    assert_eq!(checks.load(Ordering::SeqCst), 10);
+    assert_eq!(r.db.state(), State::Closed);
+    assert_eq!(r.checks(), 10);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(recovery_alerts(AlertAction::Trigger), 3);
+    assert_eq!(triggers(&r), 3);
     assert_eq!(
-        recovery_alerts(AlertAction::Resolve),
-        0,
-        "a reset forgets the exhaustions"
+        r.recovery_alerts().len(),
+        3,
+        "a reset forgets the exhaustions: no resolve"
     );
-    control.shutdown().await.unwrap();
+    r.control.shutdown().await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
 async fn after_giving_up_a_later_success_resolves_the_alert() {
-    use resilience_control::ControlPlane;
-    use resilience_control::health::{AlertAction, AlertClass};
-    let registry = Arc::new(BreakerRegistry::with_clock(ManualClock::new()));
-    let db = registry
-        .get_or_create("db", BreakerConfig::default())
-        .unwrap();
-    let healthy = Arc::new(AtomicBool::new(false));
-    let alerts = Arc::new(Recorded::default());
-    let policy = RecoveryPolicy::with_strategy(RecoveryStrategy::Immediate)
-        .max_retries(2)
-        .max_delay(Duration::from_secs(5));
-    let control = ControlPlane::builder()
-        .registry(registry.clone())
-        .without_clock_ticker()
-        .recovery(
-            RecoveryConfig::default()
-                .default_policy(policy)
-                .check_isolation(CheckIsolation::Inline),
-        )
-        .alerts(alerts.clone())
-        .health_check("db", {
-            let healthy = healthy.clone();
-            move |_s: String| {
-                let ok = healthy.load(Ordering::SeqCst);
-                async move { if ok { Ok(()) } else { Err("down".to_owned()) } }
-            }
-        })
-        .spawn()
-        .unwrap();
-    db.trip_open();
+    use resilience_control::health::AlertAction;
+    let r = Recovering::start(
+        RecoveryPolicy::with_strategy(RecoveryStrategy::Immediate)
+            .max_retries(2)
+            .max_delay(Duration::from_secs(5)),
+    );
+    r.db.trip_open();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(control.recovery().state("db"), RecoveryState::Failed);
-    healthy.store(true, Ordering::SeqCst);
+    assert_eq!(r.control.recovery().state("db"), RecoveryState::Failed);
+    r.healthy.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(control.recovery().state("db"), RecoveryState::Succeeded);
-    assert_eq!(db.state(), State::Closed);
-    let recorded: Vec<(AlertAction, String)> = alerts
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|a| a.class == AlertClass::RecoveryExhausted)
-        .map(|a| (a.action, a.dedup_key.clone()))
-        .collect();
+    assert_eq!(r.control.recovery().state("db"), RecoveryState::Succeeded);
+    assert_eq!(r.db.state(), State::Closed);
     assert_eq!(
-        recorded,
+        r.recovery_alerts(),
         [
             (AlertAction::Trigger, "resilience-recovery-db".to_owned()),
             (AlertAction::Resolve, "resilience-recovery-db".to_owned())
         ]
     );
-    control.shutdown().await.unwrap();
+    r.control.shutdown().await.unwrap();
 }
 
 /// Probes in the first simulated hour against a dependency that never comes back, through a
 /// control plane (so the breaker's own reopenings reach the orchestrator).
 async fn probes_in_an_hour(policy: RecoveryPolicy) -> u64 {
-    use resilience_control::ControlPlane;
-    let registry = Arc::new(BreakerRegistry::with_clock(ManualClock::new()));
-    let db = registry
-        .get_or_create("db", BreakerConfig::default())
-        .unwrap();
-    let checks = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let control = ControlPlane::builder()
-        .registry(registry)
-        .without_clock_ticker()
-        .event_interval(Duration::from_millis(100))
-        .recovery(
-            RecoveryConfig::default()
-                .default_policy(policy)
-                .check_isolation(CheckIsolation::Inline),
-        )
-        .health_check("db", {
-            let checks = checks.clone();
-            move |_s: String| {
-                checks.fetch_add(1, Ordering::SeqCst);
-                async { Err::<(), _>("down".to_owned()) }
-            }
-        })
-        .spawn()
-        .unwrap();
-    db.trip_open();
+    let r = Recovering::start(policy);
+    r.db.trip_open();
     tokio::time::sleep(Duration::from_secs(3600)).await;
-    control.shutdown().await.unwrap();
-    checks.load(Ordering::SeqCst)
+    r.control.shutdown().await.unwrap();
+    r.checks()
 }
 
 #[tokio::test(start_paused = true)]

@@ -374,6 +374,15 @@ fn kill9_between_the_redis_write_and_the_release_is_redelivered_exactly_once() {
     );
 }
 
+/// Kills Redis, keeps it down for `down`, restarts it; how long after it answered again the
+/// stream grew.
+fn outage(server: &mut RedisServer, down: Duration) -> Duration {
+    server.kill();
+    std::thread::sleep(down);
+    server.restart();
+    resumed(server, stream_len(server))
+}
+
 /// Polls the stream until it grows past `from`; how long that took.
 fn resumed(server: &RedisServer, from: u64) -> Duration {
     let started = Instant::now();
@@ -396,10 +405,7 @@ fn redis_killed_or_stopped_delivery_resumes_within_a_second_of_its_return() {
         stream_len(&server) >= 2_000
     });
 
-    server.kill();
-    std::thread::sleep(Duration::from_secs(2));
-    server.restart();
-    let after_kill = resumed(&server, stream_len(&server));
+    let after_kill = outage(&mut server, Duration::from_secs(2));
 
     std::thread::sleep(Duration::from_millis(500));
     server.signal("STOP");
@@ -691,10 +697,7 @@ fn under_a_low_nofile_limit_idle_http_clients_cannot_starve_metering() {
         stream_len(&server) >= 2_000
     });
     // Redis goes away: every batch must now be spooled (a new file, a new descriptor each).
-    server.kill();
-    std::thread::sleep(Duration::from_secs(2));
-    server.restart();
-    let after = resumed(&server, stream_len(&server));
+    let after = outage(&mut server, Duration::from_secs(2));
     std::thread::sleep(Duration::from_millis(500));
     attacking.store(false, Ordering::Relaxed);
     let opened = attacker.join().unwrap();

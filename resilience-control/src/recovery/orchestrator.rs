@@ -533,16 +533,9 @@ impl RecoveryOrchestrator {
     }
 
     fn arm(q: &mut Queues, service: &str, task: &mut Task, due: Instant) {
-        q.sequence += 1;
         task.state = RecoveryState::Scheduled;
         task.due = Some(due);
-        q.timers.push(Reverse(Timer {
-            due,
-            priority: task.priority,
-            sequence: q.sequence,
-            service: service.to_owned(),
-            generation: task.generation,
-        }));
+        Self::arm_at(q, service, task, due);
     }
 
     /// Approves a MANUAL recovery waiting in AWAITING_MANUAL: its attempt runs now.
