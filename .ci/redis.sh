@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure a redis-server binary (with TLS) and openssl exist. Tests start their own server on a free port
-# (never a mock), so nothing needs to be running; CI=true makes a missing binary fatal.
+# (never a mock), so nothing needs to be running; a missing binary fails those tests.
 set -euxo pipefail
 # The TLS tests make their certificates with openssl; the fault suite uses prlimit (util-linux).
 missing=()

@@ -451,3 +451,56 @@ fn a_redis_password_never_reaches_debug_output_or_errors() {
     let err = load("", &[("REDIS_URL", "redis://:Pa55word@h:notaport")]).unwrap_err();
     assert!(!err.to_string().contains("Pa55word"), "{err}");
 }
+
+#[test]
+fn the_example_configuration_parses_and_mentions_every_key() {
+    let text = include_str!("../resilience.example.toml");
+    let config = load(text, &[]).unwrap();
+    assert_eq!(config.breakers.len(), 1);
+    assert_eq!(
+        config,
+        {
+            let mut expected =
+                load("[[breakers]]\nname = \"payments\"\nfail_max = 5\n", &[]).unwrap();
+            expected.breakers = config.breakers.clone();
+            expected
+        },
+        "every value in the example is the default"
+    );
+    // Every key the configuration has appears in the example (commented or not), so it stays
+    // the complete reference it claims to be.
+    let mut all = ResilienceConfig::default();
+    all.redis_url = Some("redis://x".into());
+    all.redis_ca_file = Some("ca.pem".into());
+    all.http.admin_token = Some("x".into());
+    all.http.admin_token_file = Some("t".into());
+    all.health.pagerduty_routing_key = Some("k".into());
+    all.health.pagerduty_url = Some("u".into());
+    all.metering.ring_path = Some("r".into());
+    all.fleet.instance = Some("i".into());
+    let serialized = toml::to_string(&all).unwrap();
+    for line in serialized.lines() {
+        // `breakers = []`: the array of tables, written `[[breakers]]` in the example.
+        if let Some((key, _)) = line.split_once(" = ").filter(|(k, _)| *k != "breakers") {
+            assert!(
+                text.contains(&format!("{key} = ")),
+                "the example lacks `{key}`"
+            );
+        }
+    }
+    for key in [
+        "failure_rate",
+        "window_calls",
+        "min_calls",
+        "reset_timeout_seconds",
+        "max_reset_timeout_seconds",
+        "half_open_probes",
+        "jitter",
+        "fail_max",
+    ] {
+        assert!(
+            text.contains(&format!("{key} = ")),
+            "the example lacks breakers.{key}"
+        );
+    }
+}

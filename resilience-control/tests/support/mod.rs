@@ -20,8 +20,8 @@ pub struct RedisServer {
     ca: Option<std::path::PathBuf>,
 }
 
-/// Whether `redis-server` can be run here. Under `CI=true` a missing binary is a failure (see
-/// `_require_redis.rs`), so tests cannot pass by skipping.
+/// Whether `redis-server` can be run here. A missing binary fails the tests that need it (see
+/// `_require_redis.rs`) unless they are explicitly opted out, so none can pass by skipping.
 pub fn available() -> bool {
     Command::new("redis-server")
         .arg("--version")
@@ -30,18 +30,39 @@ pub fn available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Whether a test may start `redis-server`: yes where it is installed; where it is not, the
-/// test skips (saying so), except under CI, where that is a failure.
-fn runnable() -> bool {
-    if available() {
-        return true;
+/// Set to `1` to skip, visibly, the tests that need what this machine lacks (`redis-server`, or
+/// root for a tmpfs) instead of failing them.
+pub const OPT_OUT: &str = "RESILIENCE_SKIP_UNAVAILABLE";
+
+/// Whether `variable` is set to a true value (`1`, `true`, `yes`); `0`, `false` and unset are
+/// not. The one place such switches are read.
+pub fn switched_on(variable: &str) -> bool {
+    std::env::var(variable).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
+}
+
+/// What a test does when something it needs is missing: fail, saying how to get it and how to
+/// opt out; or, opted out, print `SKIPPED` and return false. A skipped test must never pass
+/// unnoticed: without the opt-out it fails.
+pub fn unavailable(what: &str, how: &str) -> bool {
+    if switched_on(OPT_OUT) {
+        eprintln!("SKIPPED ({OPT_OUT}=1): {what} is not available here");
+        return false;
     }
-    assert!(
-        std::env::var("CI").is_err(),
-        "redis-server is required under CI"
+    panic!(
+        "{what} is not available on this machine: {how}; or set {OPT_OUT}=1 to skip the tests \
+         that need it (they then print SKIPPED)"
     );
-    eprintln!("skipping: no redis-server on this machine");
-    false
+}
+
+/// Whether a test may start `redis-server`: yes where it is installed; where it is not, the
+/// test fails with how to install it, unless opted out (then it says SKIPPED).
+fn runnable() -> bool {
+    available()
+        || unavailable(
+            "redis-server",
+            "install it (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis), \
+             or run .ci/redis.sh",
+        )
 }
 
 /// A port nothing listens on right now. (Binding port 0 picks one; `redis-server --port 0`
@@ -67,8 +88,9 @@ impl RedisServer {
         runnable().then(|| Self::start_on(port))
     }
 
-    /// Starts a server on `port`.
+    /// Starts a server on `port` (failing as [`start`](Self::start) does where there is none).
     pub fn start_on(port: u16) -> RedisServer {
+        assert!(runnable(), "skipped tests never get here");
         let mut server = RedisServer {
             child: None,
             port,
