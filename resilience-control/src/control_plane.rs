@@ -555,6 +555,12 @@ impl ControlPlane {
         &self.inner.recovery
     }
 
+    /// Every breaker at a glance, with the governance tag (the seed's
+    /// `circuit_breaker_health_check()`; also `GET /breakers/health`).
+    pub fn breaker_health_check(&self) -> crate::health::BreakerHealthCheck {
+        crate::health::breaker_health_check(&*self.inner.source)
+    }
+
     /// The metering flusher, if one was given.
     pub fn metering(&self) -> Option<&MeteringFlusher> {
         self.inner.metering.as_ref()

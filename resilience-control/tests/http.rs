@@ -430,6 +430,11 @@ async fn json_views_and_chaos_controls() {
     assert_eq!(breakers["breakers"][0]["name"], "db");
     assert_eq!(breakers["breakers"][0]["state"], "CLOSED");
     assert_eq!(breakers["breakers"][0]["successes"], 1);
+    let (status, check) = r.json("/breakers/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(check["healthy"], true);
+    assert_eq!(check["breakers"][0]["status"], "HEALTHY");
+    assert_eq!(check["constitutional_hash"], "cdd01ef066bc6cf2");
     let (status, recovery) = r.json("/recovery").await;
     assert_eq!(status, 200);
     assert!(recovery["services"].is_array());

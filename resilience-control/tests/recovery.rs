@@ -665,3 +665,82 @@ async fn giving_up_bounds_the_probes_an_unreachable_dependency_gets() {
     assert_eq!(default, 30, "six rounds of five");
     assert!(immediate <= 35, "{immediate}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn execute_runs_one_validated_attempt_now_and_status_has_the_seeds_shape() {
+    let rig = Rig::new(RecoveryConfig::default(), &["db", "cache", "slow"]);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    rig.recovery
+        .register_health_check("db", failing_check(log.clone(), Instant::now()));
+    rig.recovery
+        .register_health_check("cache", |_s: String| async { Ok(()) });
+    rig.recovery
+        .register_health_check("slow", |_s: String| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(())
+        });
+
+    // Passing: the breaker closes, at once, without waiting for any schedule.
+    let passed = rig.recovery.execute("cache").await.unwrap();
+    assert!(passed.success);
+    assert_eq!(
+        (passed.attempt, passed.state),
+        (1, RecoveryState::Succeeded)
+    );
+    assert_eq!(rig.registry.get("cache").unwrap().state(), State::Closed);
+
+    // Failing: the breaker reopens and the next attempt is scheduled by the policy.
+    let failed = rig.recovery.execute("db").await.unwrap();
+    assert!(!failed.success);
+    assert_eq!(failed.error.as_deref(), Some("still down"));
+    assert_eq!(failed.state, RecoveryState::Scheduled);
+    assert_eq!(rig.registry.get("db").unwrap().state(), State::Open);
+    assert_eq!(rig.recovery.policy("db"), RecoveryPolicy::default());
+
+    // A running attempt is not doubled.
+    rig.recovery
+        .schedule_with(
+            "slow",
+            1,
+            Some(
+                RecoveryPolicy::with_strategy(RecoveryStrategy::Immediate)
+                    .health_check_timeout(Duration::from_secs(60)),
+            ),
+        )
+        .unwrap();
+    rig.until("slow", RecoveryState::InProgress).await;
+    assert!(matches!(
+        rig.recovery.execute("slow").await,
+        Err(RecoveryError::InProgress { .. })
+    ));
+    assert!(matches!(
+        rig.recovery.execute("nothing").await,
+        Err(RecoveryError::UnknownService { .. })
+    ));
+
+    let status = rig.recovery.status();
+    assert_eq!(
+        (status.active, status.queued),
+        (1, 1),
+        "slow runs, db waits"
+    );
+    assert_eq!(status.recent.len(), 2);
+    let db = status.services.iter().find(|s| s.service == "db").unwrap();
+    assert_eq!(db.strategy, RecoveryStrategy::ExponentialBackoff);
+    assert_eq!((db.attempts, db.max_attempts), (1, 5));
+    assert!(db.scheduled_at.is_some() && db.last_attempt_at.is_some());
+    assert!(db.next_attempt_at.is_some() && db.next_attempt_in.is_some());
+    let json = serde_json::to_value(&status).unwrap();
+    for key in [
+        "services",
+        "active",
+        "queued",
+        "recent",
+        "stats",
+        "governance",
+    ] {
+        assert!(json.get(key).is_some(), "{key} in {json}");
+    }
+    assert_eq!(json["services"][1]["service"], "db");
+    assert!(json["services"][1]["next_attempt_at"].is_string());
+}

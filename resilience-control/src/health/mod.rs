@@ -3,6 +3,7 @@
 
 mod aggregator;
 mod alert;
+mod breakers;
 mod score;
 
 pub use aggregator::{
@@ -10,4 +11,5 @@ pub use aggregator::{
     HealthStats,
 };
 pub use alert::{Alert, AlertAction, AlertClass, AlertError, AlertSink, BoxFuture, PagerDutySink};
+pub use breakers::{BreakerHealthCheck, BreakerStatus, breaker_health_check, breaker_status};
 pub use score::{HealthStatus, HealthThresholds, HealthWeights, StateCounts};

@@ -24,6 +24,7 @@
 //! | `GET /health/ready` | 200 when started and not CRITICAL, else 503 |
 //! | `GET /health` | the latest health report |
 //! | `GET /breakers` | every breaker's state and counts |
+//! | `GET /breakers/health` | every breaker's verdict (healthy / degraded / critical) with the governance tag |
 //! | `GET /recovery` | recovery status per service |
 //! | `GET /chaos` | live scenarios with time left, and chaos metrics |
 //! | `POST /chaos/stop` | emergency stop (admin token) |

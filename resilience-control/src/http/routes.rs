@@ -54,6 +54,7 @@ pub fn router_with(control: ControlPlane, config: &HttpConfig) -> Router {
         .route("/health/ready", get(ready))
         .route("/health", get(health))
         .route("/breakers", get(breakers))
+        .route("/breakers/health", get(breakers_health))
         .route("/recovery", get(recovery))
         .route("/chaos", get(chaos))
         .route("/metering", get(metering))
@@ -261,6 +262,10 @@ async fn chaos_end(State(state): Shared, Path(name): Path<String>) -> Response {
         Ok(id) => Json(json!({ "ended": name, "id": id.as_u32() })).into_response(),
         Err(err) => error(StatusCode::NOT_FOUND, err.to_string()),
     }
+}
+
+async fn breakers_health(State(state): Shared) -> Response {
+    Json(state.control.breaker_health_check()).into_response()
 }
 
 async fn metering(State(state): Shared) -> Response {

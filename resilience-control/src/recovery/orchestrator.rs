@@ -207,6 +207,12 @@ pub enum RecoveryError {
         /// Its current state.
         state: RecoveryState,
     },
+    /// An attempt for this service is running already.
+    #[error("a recovery attempt for {service:?} is in progress")]
+    InProgress {
+        /// The service.
+        service: String,
+    },
     /// A bad policy.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -226,6 +232,19 @@ pub struct ServiceRecovery {
     pub priority: u8,
     /// The policy in force.
     pub policy: RecoveryPolicy,
+    /// Its strategy (the seed's `strategy`).
+    pub strategy: RecoveryStrategy,
+    /// Attempts allowed before giving up (the seed's `max_attempts`).
+    pub max_attempts: u32,
+    /// When the recovery was scheduled.
+    #[serde(serialize_with = "optional_wall_time")]
+    pub scheduled_at: Option<SystemTime>,
+    /// When its latest attempt started.
+    #[serde(serialize_with = "optional_wall_time")]
+    pub last_attempt_at: Option<SystemTime>,
+    /// When the next attempt is due (or, after giving up, when the cool-down ends).
+    #[serde(serialize_with = "optional_wall_time")]
+    pub next_attempt_at: Option<SystemTime>,
     /// Time until the next attempt, when one is scheduled (or, after giving up, until the
     /// cool-down ends and a new round starts).
     #[serde(serialize_with = "optional_millis")]
@@ -234,6 +253,16 @@ pub struct ServiceRecovery {
     pub exhaustions: u32,
     /// The last failure.
     pub last_error: Option<String>,
+}
+
+fn optional_wall_time<S: serde::Serializer>(
+    at: &Option<SystemTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => s.collect_str(&humantime::format_rfc3339_millis(*at)),
+        None => s.serialize_none(),
+    }
 }
 
 fn optional_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -249,6 +278,12 @@ fn optional_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S
 pub struct RecoveryStatus {
     /// Every service with a recovery record, sorted by name.
     pub services: Vec<ServiceRecovery>,
+    /// Attempts running now (the seed's `active_recoveries`).
+    pub active: usize,
+    /// Recoveries waiting: scheduled, or awaiting an operator (the seed's `queued`).
+    pub queued: usize,
+    /// The last ten results, newest last (the seed's `recent_results`).
+    pub recent: Vec<RecoveryResult>,
     /// Counters.
     pub stats: RecoveryStats,
     /// Governance tag.
@@ -286,6 +321,18 @@ struct Task {
     exhaustions: u32,
     /// After giving up: no automatic round before this.
     cooldown_until: Option<Instant>,
+    /// When this recovery was scheduled (wall clock).
+    scheduled_at: Option<SystemTime>,
+    /// When its latest attempt started (wall clock).
+    last_attempt_at: Option<SystemTime>,
+}
+
+/// What an attempt needs once its task is marked in progress.
+struct Begun {
+    attempt: u32,
+    timeout: Duration,
+    check: Option<Arc<dyn HealthCheck>>,
+    token: CancellationToken,
 }
 
 /// A future attempt, ordered by due time, then priority, then scheduling order.
@@ -505,21 +552,8 @@ impl RecoveryOrchestrator {
         {
             return Ok(task.state);
         }
-        let policy = policy
-            .or_else(|| q.policies.get(service).copied())
-            .unwrap_or(self.inner.config.default_policy);
-        let mut task = Task {
-            policy,
-            priority,
-            state: RecoveryState::AwaitingManual,
-            attempts: 0,
-            due: None,
-            generation: q.tasks.get(service).map_or(0, |t| t.generation + 1),
-            running: None,
-            last_error: None,
-            exhaustions: q.tasks.get(service).map_or(0, |t| t.exhaustions),
-            cooldown_until: None,
-        };
+        let mut task = self.new_task(&q, service, priority, policy);
+        let policy = task.policy;
         if policy.strategy != RecoveryStrategy::Manual {
             let delay = policy.jittered(1, self.jitter_unit());
             Self::arm(&mut q, service, &mut task, Instant::now() + delay);
@@ -530,6 +564,92 @@ impl RecoveryOrchestrator {
         tracing::info!(service, ?state, "recovery scheduled");
         self.inner.wake.notify_one();
         Ok(state)
+    }
+
+    /// A fresh task for `service` (carrying over its generation and exhaustions), with `policy`
+    /// or the service's own.
+    fn new_task(
+        &self,
+        q: &Queues,
+        service: &str,
+        priority: u8,
+        policy: Option<RecoveryPolicy>,
+    ) -> Task {
+        let previous = q.tasks.get(service);
+        Task {
+            policy: policy
+                .or_else(|| q.policies.get(service).copied())
+                .unwrap_or(self.inner.config.default_policy),
+            priority,
+            state: RecoveryState::AwaitingManual,
+            attempts: 0,
+            due: None,
+            generation: previous.map_or(0, |t| t.generation + 1),
+            running: None,
+            last_error: None,
+            exhaustions: previous.map_or(0, |t| t.exhaustions),
+            cooldown_until: None,
+            scheduled_at: Some(SystemTime::now()),
+            last_attempt_at: previous.and_then(|t| t.last_attempt_at),
+        }
+    }
+
+    /// The policy `service`'s recovery uses: its running recovery's, else the one set for it,
+    /// else the default.
+    pub fn policy(&self, service: &str) -> RecoveryPolicy {
+        let q = lock(&self.inner.queues);
+        q.tasks
+            .get(service)
+            .map(|t| t.policy)
+            .or_else(|| q.policies.get(service).copied())
+            .unwrap_or(self.inner.config.default_policy)
+    }
+
+    /// Runs one recovery attempt for `service` now, whatever its schedule (the seed's
+    /// `execute_recovery`): the breaker goes to HALF_OPEN, the health check runs under the
+    /// policy's timeout; success closes the breaker, failure reopens it and schedules the next
+    /// attempt by the policy (or gives up, after the last). Waits for a free attempt slot.
+    ///
+    /// # Errors
+    ///
+    /// [`RecoveryError::UnknownService`] if there is no such breaker,
+    /// [`RecoveryError::InProgress`] if an attempt for it is running.
+    pub async fn execute(&self, service: &str) -> Result<RecoveryResult, RecoveryError> {
+        let unknown = || RecoveryError::UnknownService {
+            service: service.to_owned(),
+        };
+        if self.inner.source.breaker(service).is_none() {
+            return Err(unknown());
+        }
+        let _slot = Arc::clone(&self.inner.slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| unknown())?;
+        let begun = {
+            let mut q = lock(&self.inner.queues);
+            if q.tasks
+                .get(service)
+                .is_some_and(|t| t.state == RecoveryState::InProgress)
+            {
+                return Err(RecoveryError::InProgress {
+                    service: service.to_owned(),
+                });
+            }
+            if let Some(task) = q.tasks.get_mut(service) {
+                // Whatever was queued for it is superseded by this attempt.
+                task.generation += 1;
+            } else {
+                let task = self.new_task(&q, service, self.inner.config.default_priority, None);
+                q.tasks.insert(service.to_owned(), task);
+            }
+            self.begin(&mut q, service).ok_or_else(unknown)?
+        };
+        let started = Instant::now();
+        let outcome = self
+            .attempt(service, begun.check, begun.timeout, begun.token)
+            .await;
+        self.finish(service, begun.attempt, outcome, started.elapsed())
+            .ok_or_else(unknown)
     }
 
     fn arm(q: &mut Queues, service: &str, task: &mut Task, due: Instant) {
@@ -613,6 +733,12 @@ impl RecoveryOrchestrator {
     pub fn status(&self) -> RecoveryStatus {
         let q = lock(&self.inner.queues);
         let now = Instant::now();
+        let wall = SystemTime::now();
+        let due_at = |t: &Task| match t.state {
+            RecoveryState::Scheduled => t.due,
+            RecoveryState::Failed => t.cooldown_until,
+            _ => None,
+        };
         let mut services: Vec<ServiceRecovery> = q
             .tasks
             .iter()
@@ -622,18 +748,27 @@ impl RecoveryOrchestrator {
                 attempts: t.attempts,
                 priority: t.priority,
                 policy: t.policy,
-                next_attempt_in: match t.state {
-                    RecoveryState::Scheduled => t.due,
-                    RecoveryState::Failed => t.cooldown_until,
-                    _ => None,
-                }
-                .map(|d| d.saturating_duration_since(now)),
+                strategy: t.policy.strategy,
+                max_attempts: t.policy.max_retries,
+                scheduled_at: t.scheduled_at,
+                last_attempt_at: t.last_attempt_at,
+                next_attempt_at: due_at(t).map(|d| wall + d.saturating_duration_since(now)),
+                next_attempt_in: due_at(t).map(|d| d.saturating_duration_since(now)),
                 exhaustions: t.exhaustions,
                 last_error: t.last_error.clone(),
             })
             .collect();
         services.sort_by(|a, b| a.service.cmp(&b.service));
+        let count = |states: &[RecoveryState]| {
+            q.tasks
+                .values()
+                .filter(|t| states.contains(&t.state))
+                .count()
+        };
         RecoveryStatus {
+            active: count(&[RecoveryState::InProgress]),
+            queued: count(&[RecoveryState::Scheduled, RecoveryState::AwaitingManual]),
+            recent: q.history.iter().rev().take(10).rev().cloned().collect(),
             services,
             stats: self.stats(),
             governance: self.inner.config.governance,
@@ -708,11 +843,11 @@ impl RecoveryOrchestrator {
         state: RecoveryState,
         error: Option<String>,
         duration: Duration,
-    ) {
+    ) -> RecoveryResult {
         if q.history.len() == self.inner.config.history {
             q.history.pop_front();
         }
-        q.history.push_back(RecoveryResult {
+        let result = RecoveryResult {
             service: service.to_owned(),
             attempt,
             success,
@@ -721,7 +856,9 @@ impl RecoveryOrchestrator {
             duration,
             at: SystemTime::now(),
             governance: self.inner.config.governance,
-        });
+        };
+        q.history.push_back(result.clone());
+        result
     }
 
     /// Runs attempts as they fall due, until `cancel` fires.
@@ -783,26 +920,40 @@ impl RecoveryOrchestrator {
         q.timers.peek().map(|Reverse(t)| t.due)
     }
 
-    fn start_attempt(&self, q: &mut Queues, service: String, slot: OwnedSemaphorePermit) {
-        let check = q.checks.get(&service).cloned();
-        let Some(task) = q.tasks.get_mut(&service) else {
-            return;
-        };
+    /// Marks `service`'s task in progress, one attempt more, and hands back what the attempt
+    /// needs.
+    fn begin(&self, q: &mut Queues, service: &str) -> Option<Begun> {
+        let check = q.checks.get(service).cloned();
+        let task = q.tasks.get_mut(service)?;
         task.state = RecoveryState::InProgress;
         task.attempts += 1;
         task.due = None;
+        task.last_attempt_at = Some(SystemTime::now());
         let token = CancellationToken::new();
         task.running = Some(token.clone());
-        let (attempt, timeout) = (task.attempts, task.policy.health_check_timeout);
         self.inner.stats[ATTEMPTS].fetch_add(1, Ordering::Relaxed);
+        Some(Begun {
+            attempt: task.attempts,
+            timeout: task.policy.health_check_timeout,
+            check,
+            token,
+        })
+    }
+
+    fn start_attempt(&self, q: &mut Queues, service: String, slot: OwnedSemaphorePermit) {
+        let Some(begun) = self.begin(q, &service) else {
+            return;
+        };
         let this = self.clone();
         let mut attempts = lock(&self.inner.attempts);
         while attempts.try_join_next().is_some() {}
         attempts.spawn(async move {
             let _slot = slot;
             let started = Instant::now();
-            let outcome = this.attempt(&service, check, timeout, token).await;
-            this.finish(&service, attempt, outcome, started.elapsed());
+            let outcome = this
+                .attempt(&service, begun.check, begun.timeout, begun.token)
+                .await;
+            this.finish(&service, begun.attempt, outcome, started.elapsed());
         });
     }
 
@@ -841,11 +992,15 @@ impl RecoveryOrchestrator {
         }
     }
 
-    fn finish(&self, service: &str, attempt: u32, outcome: Attempt, duration: Duration) {
+    fn finish(
+        &self,
+        service: &str,
+        attempt: u32,
+        outcome: Attempt,
+        duration: Duration,
+    ) -> Option<RecoveryResult> {
         let mut q = lock(&self.inner.queues);
-        let Some(mut task) = q.tasks.remove(service) else {
-            return;
-        };
+        let mut task = q.tasks.remove(service)?;
         task.running = None;
         let (success, error) = match outcome {
             Attempt::Passed => {
@@ -896,9 +1051,10 @@ impl RecoveryOrchestrator {
         };
         let state = task.state;
         q.tasks.insert(service.to_owned(), task);
-        self.record(&mut q, service, attempt, success, state, error, duration);
+        let result = self.record(&mut q, service, attempt, success, state, error, duration);
         drop(q);
         self.inner.wake.notify_one();
+        Some(result)
     }
 
     /// Queues a timer for `task` at `due` without changing its state (the cool-down's end).
