@@ -498,6 +498,10 @@ pub struct ResilienceConfig {
     pub chaos: ChaosSettings,
     /// Fleet mode.
     pub fleet: FleetSettings,
+    /// Named sets of breakers to create at start-up, before `breakers` (which override a
+    /// preset's entry of the same name): `core_services` (see
+    /// [`BreakerPreset`](crate::presets::BreakerPreset)).
+    pub breaker_presets: Vec<String>,
     /// Breakers to create at start-up.
     pub breakers: Vec<BreakerSettings>,
     /// Keys set by the environment, for error messages.
@@ -523,6 +527,7 @@ impl std::fmt::Debug for ResilienceConfig {
             .field("metering", &self.metering)
             .field("chaos", &self.chaos)
             .field("fleet", &self.fleet)
+            .field("breaker_presets", &self.breaker_presets)
             .field("breakers", &self.breakers)
             .finish()
     }
@@ -542,6 +547,7 @@ impl Default for ResilienceConfig {
             metering: MeteringSettings::default(),
             chaos: ChaosSettings::default(),
             fleet: FleetSettings::default(),
+            breaker_presets: Vec::new(),
             breakers: Vec::new(),
             from_env: Vec::new(),
         }
@@ -1047,6 +1053,28 @@ impl ResilienceConfig {
     ///
     /// [`ConfigLoadError::Invalid`] naming the key (`breakers[i].field`) and value.
     pub fn breaker_configs(&self) -> Result<Vec<(String, BreakerConfig)>, ConfigLoadError> {
+        let mut all = Vec::new();
+        for (i, name) in self.breaker_presets.iter().enumerate() {
+            let preset: crate::presets::BreakerPreset =
+                name.parse().map_err(|expected: String| {
+                    self.invalid(
+                        &format!("breaker_presets[{i}]"),
+                        format!("{name:?}"),
+                        &expected,
+                    )
+                })?;
+            let breakers = preset
+                .breakers(self.constitutional_hash)
+                .map_err(|e| self.located("breaker_presets", &[], e))?;
+            all.extend(breakers);
+        }
+        let explicit = self.explicit_breaker_configs()?;
+        all.retain(|(name, _)| !explicit.iter().any(|(n, _)| n == name));
+        all.extend(explicit);
+        Ok(all)
+    }
+
+    fn explicit_breaker_configs(&self) -> Result<Vec<(String, BreakerConfig)>, ConfigLoadError> {
         self.breakers
             .iter()
             .enumerate()

@@ -61,6 +61,7 @@ pub mod fleet;
 pub mod health;
 pub mod http;
 pub mod metering;
+pub mod presets;
 pub mod recovery;
 mod redact;
 mod setters;

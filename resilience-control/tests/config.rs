@@ -504,3 +504,38 @@ fn the_example_configuration_parses_and_mentions_every_key() {
         );
     }
 }
+
+#[test]
+fn breaker_presets_add_the_core_services_and_explicit_breakers_win() {
+    let config = load(
+        "breaker_presets = [\"core_services\"]\n[[breakers]]\nname = \"audit_ledger\"\nfail_max = 2\n",
+        &[],
+    )
+    .unwrap();
+    let breakers = config.breaker_configs().unwrap();
+    let names: Vec<&str> = breakers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    for name in [
+        "rust_message_bus",
+        "deliberation_layer",
+        "constraint_generation",
+        "vector_search",
+        "adaptive_governance",
+        "audit_ledger",
+    ] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    let ledger = &breakers
+        .iter()
+        .find(|(n, _)| n == "audit_ledger")
+        .unwrap()
+        .1;
+    assert_eq!(ledger.fail_max(), Some(2), "the explicit entry wins");
+    assert!(
+        load("", &[]).unwrap().breaker_configs().unwrap().is_empty(),
+        "none by default"
+    );
+    let err = load("breaker_presets = [\"everything\"]\n", &[]).unwrap_err();
+    assert_eq!(err.key(), Some("breaker_presets[0]"));
+    assert!(err.to_string().contains("core_services"), "{err}");
+}
