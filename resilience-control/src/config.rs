@@ -58,7 +58,7 @@ fn default_instance() -> String {
         .unwrap_or_else(|| format!("instance-{}", std::process::id()))
 }
 use crate::env::{self, EnvError, Lookup};
-use crate::health::HealthConfig;
+use crate::health::{AlertClass, HealthConfig};
 use crate::metering::{MeteringConfig, RedisStreamSink, StreamTrim};
 use crate::recovery::{RecoveryConfig, RecoveryPolicy, RecoveryStrategy};
 
@@ -99,6 +99,8 @@ pub enum ConfigLoadError {
         expected: String,
     },
 }
+
+resilience_core::governed_by_process!(ConfigLoadError);
 
 impl ConfigLoadError {
     /// The key or variable at fault, when there is one.
@@ -169,12 +171,19 @@ impl std::fmt::Debug for HttpSettings {
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct HealthSettings {
+    /// Whether health is aggregated at all (default true; `HEALTH_ENABLED`).
+    pub enabled: bool,
     /// Sampling interval (default 1; `HEALTH_CHECK_INTERVAL_SECONDS`).
     pub interval_seconds: f64,
     /// Snapshots kept (default 300).
     pub history: usize,
-    /// PagerDuty Events v2 routing key; alerts are off without one.
+    /// Minutes of history `recent_history` returns (default 5).
+    pub history_window_minutes: f64,
+    /// PagerDuty Events v2 routing key (`PAGERDUTY_ROUTING_KEY`); alerts are off without one.
     pub pagerduty_routing_key: Option<String>,
+    /// What raises alerts: `health` (CRITICAL), `recovery_exhausted`, `breaker_opened`
+    /// (default the first two).
+    pub alert_on: Vec<String>,
     /// Events endpoint (default PagerDuty's).
     pub pagerduty_url: Option<String>,
 }
@@ -182,9 +191,15 @@ pub struct HealthSettings {
 impl Default for HealthSettings {
     fn default() -> Self {
         HealthSettings {
+            enabled: true,
             interval_seconds: 1.0,
             history: 300,
+            history_window_minutes: 5.0,
             pagerduty_routing_key: None,
+            alert_on: AlertClass::DEFAULT
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
             pagerduty_url: None,
         }
     }
@@ -193,13 +208,16 @@ impl Default for HealthSettings {
 impl std::fmt::Debug for HealthSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HealthSettings")
+            .field("enabled", &self.enabled)
             .field("interval_seconds", &self.interval_seconds)
             .field("history", &self.history)
+            .field("history_window_minutes", &self.history_window_minutes)
             .field(
                 "pagerduty_routing_key",
                 &self.pagerduty_routing_key.as_ref().map(|_| "***"),
             )
             .field("pagerduty_url", &self.pagerduty_url)
+            .field("alert_on", &self.alert_on)
             .finish()
     }
 }
@@ -610,6 +628,15 @@ impl ResilienceConfig {
         if let Some(on) = env::flag(lookup, "METERING_ENABLED")? {
             self.metering.enabled = on;
         }
+        if let Some(on) = env::flag(lookup, "HEALTH_ENABLED")? {
+            self.health.enabled = on;
+        }
+        // Kept out of files (and so out of version control) by deployments that inject secrets.
+        if let Some(key) = lookup("PAGERDUTY_ROUTING_KEY").filter(|k| !k.is_empty()) {
+            self.health.pagerduty_routing_key = Some(key);
+            self.from_env
+                .push(("health.pagerduty_routing_key", "PAGERDUTY_ROUTING_KEY"));
+        }
         if let Some(seconds) = env::parsed::<f64>(
             lookup,
             "HEALTH_CHECK_INTERVAL_SECONDS",
@@ -709,6 +736,7 @@ impl ResilienceConfig {
         self.redis_client()?;
         self.http_config()?;
         self.health_config()?;
+        self.alert_classes()?;
         self.recovery_config()?;
         self.metering_config()?;
         self.chaos_config()?;
@@ -856,6 +884,28 @@ impl ResilienceConfig {
         Ok(config)
     }
 
+    /// What raises alerts (`health.alert_on`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigLoadError::Invalid`] naming `health.alert_on[i]` and the value.
+    pub fn alert_classes(&self) -> Result<Vec<AlertClass>, ConfigLoadError> {
+        self.health
+            .alert_on
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                name.parse().map_err(|expected: String| {
+                    self.invalid(
+                        &format!("health.alert_on[{i}]"),
+                        format!("{name:?}"),
+                        &expected,
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// The health aggregator's settings.
     ///
     /// # Errors
@@ -863,14 +913,28 @@ impl ResilienceConfig {
     /// [`ConfigLoadError::Invalid`] naming the key and value.
     pub fn health_config(&self) -> Result<HealthConfig, ConfigLoadError> {
         let interval = self.seconds("health.interval_seconds", self.health.interval_seconds)?;
+        let minutes = self.health.history_window_minutes;
+        let window = Duration::try_from_secs_f64(minutes * 60.0).map_err(|_| {
+            self.invalid(
+                "health.history_window_minutes",
+                minutes.to_string(),
+                "a number of minutes > 0",
+            )
+        })?;
         let config = HealthConfig::default()
+            .enabled(self.health.enabled)
             .interval(interval)
             .history(self.health.history)
+            .history_window(window)
             .governance(self.constitutional_hash);
         config.validate().map_err(|e| {
             self.located(
                 "health",
-                &[("interval", "interval_seconds"), ("history", "history")],
+                &[
+                    ("interval", "interval_seconds"),
+                    ("history", "history"),
+                    ("history_window", "history_window_minutes"),
+                ],
                 e,
             )
         })?;

@@ -19,7 +19,10 @@ use tokio_util::sync::CancellationToken;
 use crate::chaos::ChaosEngine;
 use crate::error::{BuildError, ControlError, invalid};
 use crate::fleet::{Fleet, FleetMember, LeasedCheck};
-use crate::health::{AlertSink, HealthAggregator, HealthConfig};
+use crate::health::{
+    AlertClass, AlertSink, BreakerAlertCounts, BreakerAlerts, HealthAggregator, HealthConfig,
+    deliver_breaker_alerts,
+};
 use crate::metering::MeteringFlusher;
 use crate::recovery::{HealthCheck, RecoveryConfig, RecoveryOrchestrator, RecoveryPolicy};
 use crate::source::BreakerSource;
@@ -34,6 +37,7 @@ pub struct ControlPlaneBuilder {
     health: HealthConfig,
     recovery: RecoveryConfig,
     alerts: Option<Arc<dyn AlertSink>>,
+    alert_on: Vec<AlertClass>,
     checks: Vec<(String, Arc<dyn HealthCheck>)>,
     policies: Vec<(String, RecoveryPolicy)>,
     metering: Option<MeteringFlusher>,
@@ -70,10 +74,18 @@ impl ControlPlaneBuilder {
         self
     }
 
-    /// Where alerts go (e.g. a [`PagerDutySink`](crate::health::PagerDutySink)): CRITICAL
-    /// health, and recoveries that gave up.
+    /// Where alerts go (e.g. a [`PagerDutySink`](crate::health::PagerDutySink)): by default
+    /// CRITICAL health and recoveries that gave up; see [`alert_on`](Self::alert_on).
     pub fn alerts(mut self, sink: Arc<dyn AlertSink>) -> Self {
         self.alerts = Some(sink);
+        self
+    }
+
+    /// What raises alerts (default [`AlertClass::DEFAULT`]: CRITICAL health and recoveries
+    /// that give up). With [`AlertClass::BreakerOpened`] every breaker that opens from CLOSED
+    /// triggers an incident of its own, resolved when it closes.
+    pub fn alert_on(mut self, classes: impl IntoIterator<Item = AlertClass>) -> Self {
+        self.alert_on = classes.into_iter().collect();
         self
     }
 
@@ -170,6 +182,8 @@ impl ControlPlaneBuilder {
                 .governance
                 .ensure_matches(expected, "fleet member")?;
         }
+        // Every component checked: errors raised from here on report this tag.
+        expected.declare_for_process();
         if self.event_interval < Duration::from_millis(1)
             || self.event_interval > Duration::from_secs(10)
         {
@@ -180,11 +194,21 @@ impl ControlPlaneBuilder {
             )
             .into());
         }
-        let health = HealthAggregator::new(Arc::clone(&source), self.health, self.alerts.clone())?;
+        let sink_for = |class: AlertClass| {
+            self.alerts
+                .clone()
+                .filter(|_| self.alert_on.contains(&class))
+        };
+        let health = HealthAggregator::new(
+            Arc::clone(&source),
+            self.health,
+            sink_for(AlertClass::Health),
+        )?;
         let recovery = RecoveryOrchestrator::new(Arc::clone(&source), self.recovery)?;
-        if let Some(sink) = self.alerts {
+        if let Some(sink) = sink_for(AlertClass::RecoveryExhausted) {
             recovery.set_alert_sink(sink);
         }
+        let breaker_alerts = sink_for(AlertClass::BreakerOpened);
         for (service, policy) in self.policies {
             recovery.set_policy(&service, policy).map_err(|e| match e {
                 crate::recovery::RecoveryError::Config(c) => BuildError::Config(c),
@@ -208,7 +232,10 @@ impl ControlPlaneBuilder {
         let (done_tx, done_rx) = watch::channel(None);
         let (events_tx, _) = broadcast::channel(1024);
         let transitions = Arc::new(Transitions::default());
+        let alert_counts = Arc::new(BreakerAlertCounts::default());
         let driver = drive(Driver {
+            breaker_alerts: breaker_alerts.map(|sink| (sink, Arc::clone(&alert_counts))),
+            governance: expected,
             source: Arc::clone(&source),
             health: health.clone(),
             recovery: recovery.clone(),
@@ -230,6 +257,7 @@ impl ControlPlaneBuilder {
                 metering: self.metering,
                 chaos: self.chaos,
                 transitions,
+                alert_counts,
                 source,
                 events: events_tx,
                 cancel,
@@ -278,6 +306,8 @@ impl Future for ControlDriver {
 }
 
 struct Driver {
+    breaker_alerts: Option<(Arc<dyn AlertSink>, Arc<BreakerAlertCounts>)>,
+    governance: GovernanceHash,
     source: Arc<dyn BreakerSource>,
     health: HealthAggregator,
     recovery: RecoveryOrchestrator,
@@ -322,9 +352,26 @@ async fn drive(d: Driver) -> Result<(), ControlError> {
     );
     let every = d.event_interval;
     let transitions = Arc::clone(&d.transitions);
+    let watcher = d.breaker_alerts.map(|(sink, counts)| {
+        let (watcher, queue) = BreakerAlerts::new(d.governance, Arc::clone(&counts));
+        let (token, grace) = (d.cancel.child_token(), d.grace);
+        loops.spawn(named(
+            "alerts",
+            Box::pin(deliver_breaker_alerts(sink, queue, counts, token, grace)),
+        ));
+        watcher
+    });
+    let pump = Pump {
+        channel: source.events(),
+        source,
+        recovery,
+        transitions,
+        subscribers: events,
+        alerts: watcher,
+    };
     loops.spawn(named(
         "events",
-        Box::pin(async move { pump(source, recovery, transitions, events, token, every).await }),
+        Box::pin(async move { pump.run(token, every).await }),
     ));
     if let Some(flusher) = d.metering.clone() {
         let token = d.cancel.child_token();
@@ -393,7 +440,8 @@ struct Transitions(Mutex<HashMap<Edge, u64>>);
 type Edge = (Arc<str>, State, State);
 
 impl Transitions {
-    fn record(&self, source: &dyn BreakerSource, event: &BreakerEvent) {
+    /// Counts `event`; returns its breaker's name.
+    fn record(&self, source: &dyn BreakerSource, event: &BreakerEvent) -> Arc<str> {
         let name = source
             .name_of(event.breaker)
             .unwrap_or_else(|| Arc::from(format!("#{}", event.breaker.as_u32())));
@@ -401,8 +449,9 @@ impl Transitions {
             .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry((name, event.from, event.to))
+            .entry((Arc::clone(&name), event.from, event.to))
             .or_default() += 1;
+        name
     }
 
     fn counts(&self) -> Vec<TransitionCount> {
@@ -439,39 +488,47 @@ pub struct TransitionCount {
 
 /// Drains breaker transitions: recovery sees each one, subscribers get a copy. On cancellation
 /// it drains once more so nothing emitted before shutdown is lost.
-async fn pump(
+/// The event pump: breaker transitions to metrics, recovery, alerts and subscribers.
+struct Pump {
+    channel: Arc<resilience_core::EventChannel>,
     source: Arc<dyn BreakerSource>,
     recovery: RecoveryOrchestrator,
     transitions: Arc<Transitions>,
     subscribers: broadcast::Sender<BreakerEvent>,
-    cancel: CancellationToken,
-    every: Duration,
-) {
-    let channel = source.events();
-    let mut batch = Vec::with_capacity(1024);
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let drain = |batch: &mut Vec<BreakerEvent>| {
+    alerts: Option<BreakerAlerts>,
+}
+
+impl Pump {
+    async fn run(mut self, cancel: CancellationToken, every: Duration) {
+        let mut batch = Vec::with_capacity(1024);
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => {
+                    self.drain(&mut batch);
+                    break;
+                }
+                _ = ticker.tick() => self.drain(&mut batch),
+            }
+        }
+    }
+
+    fn drain(&mut self, batch: &mut Vec<BreakerEvent>) {
         loop {
             batch.clear();
-            if channel.drain_into(batch, 1024) == 0 {
+            if self.channel.drain_into(batch, 1024) == 0 {
                 break;
             }
             for event in batch.iter() {
-                transitions.record(&*source, event);
-                recovery.on_transition(event);
+                let name = self.transitions.record(&*self.source, event);
+                self.recovery.on_transition(event);
+                if let Some(alerts) = &mut self.alerts {
+                    alerts.observe(&name, event);
+                }
                 // No subscribers is fine.
-                let _ = subscribers.send(*event);
+                let _ = self.subscribers.send(*event);
             }
-        }
-    };
-    loop {
-        tokio::select! {
-            () = cancel.cancelled() => {
-                drain(&mut batch);
-                break;
-            }
-            _ = ticker.tick() => drain(&mut batch),
         }
     }
 }
@@ -482,6 +539,7 @@ struct Inner {
     metering: Option<MeteringFlusher>,
     chaos: Option<ChaosEngine>,
     transitions: Arc<Transitions>,
+    alert_counts: Arc<BreakerAlertCounts>,
     source: Arc<dyn BreakerSource>,
     events: broadcast::Sender<BreakerEvent>,
     cancel: CancellationToken,
@@ -535,6 +593,7 @@ impl ControlPlane {
             health: HealthConfig::default(),
             recovery: RecoveryConfig::default(),
             alerts: None,
+            alert_on: AlertClass::DEFAULT.to_vec(),
             checks: Vec::new(),
             policies: Vec::new(),
             metering: None,
@@ -584,6 +643,23 @@ impl ControlPlane {
     /// The governance tag every component was checked against.
     pub fn governance(&self) -> GovernanceHash {
         self.inner.governance
+    }
+
+    /// Breaker-opened alerts (see [`ControlPlaneBuilder::alert_on`]) by outcome: delivered,
+    /// failed, dropped because the queue was full.
+    pub(crate) fn breaker_alert_counts(&self) -> [(&'static str, u64); 3] {
+        let c = &self.inner.alert_counts;
+        [
+            ("sent", c.sent.load(std::sync::atomic::Ordering::Relaxed)),
+            (
+                "failed",
+                c.failed.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            (
+                "dropped",
+                c.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        ]
     }
 
     /// Breaker transitions seen so far, per breaker and edge, sorted.

@@ -18,6 +18,8 @@ pub struct EnvError {
     pub expected: &'static str,
 }
 
+resilience_core::governed_by_process!(EnvError);
+
 /// Looks a variable up; `None` when unset.
 pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 

@@ -20,6 +20,16 @@ pub enum BuildError {
     Clock(#[from] resilience_core::ClockError),
 }
 
+impl resilience_core::Governed for BuildError {
+    fn governance(&self) -> resilience_core::GovernanceHash {
+        match self {
+            BuildError::Governance(mismatch) => mismatch.expected,
+            BuildError::Config(err) => resilience_core::Governed::governance(err),
+            _ => resilience_core::GovernanceHash::for_process(),
+        }
+    }
+}
+
 /// A control-plane run ended with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -36,6 +46,8 @@ pub enum ControlError {
     #[error("the control-plane driver is not running (was it spawned?)")]
     DriverNotRunning,
 }
+
+resilience_core::governed_by_process!(ControlError);
 
 pub(crate) fn invalid(
     field: &'static str,

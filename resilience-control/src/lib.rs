@@ -79,4 +79,5 @@ pub use env::EnvError;
 pub use error::{BuildError, ControlError};
 pub use redact::{redact_text, redact_url};
 pub use resilience_core as core;
+pub use resilience_core::{GovernanceHash, Governed};
 pub use source::{BreakerSource, RecoverableBreaker};

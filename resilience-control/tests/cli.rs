@@ -32,6 +32,8 @@ fn resilience(dir: &TempDir) -> Command {
         "RESILIENCE_ADMIN_TOKEN",
         "RESILIENCE_ADMIN_TOKEN_FILE",
         "FLEET_ENABLED",
+        "HEALTH_ENABLED",
+        "PAGERDUTY_ROUTING_KEY",
     ] {
         command.env_remove(variable);
     }
@@ -565,6 +567,7 @@ fn serve_that_cannot_bind_leaves_no_trace() {
 fn a_redis_password_and_the_admin_token_are_never_printed() {
     const PASSWORD: &str = "S3cretPW";
     const SECRET_TOKEN: &str = "Tok3nSecret-0123456789";
+    const ROUTING_KEY: &str = "R0utingKeySecret42";
     let Some(redis) = RedisServer::start_with_acl_user("app", PASSWORD) else {
         return;
     };
@@ -613,13 +616,14 @@ fn a_redis_password_and_the_admin_token_are_never_printed() {
     std::fs::write(
         dir.0.join("fleet.toml"),
         format!(
-            "redis_url = \"{url}\"\nenvironment = \"development\"\n[http]\nlisten = \"127.0.0.1:0\"\nadmin_token_file = \"token\"\n[chaos]\nenabled = true\n[fleet]\nenabled = true\ninstance = \"s\"\npublish_seconds = 0.1\nreport_ttl_seconds = 1.0\n[metering]\nspool_dir = \"spool-s\"\n"
+            "redis_url = \"{url}\"\nenvironment = \"development\"\n[http]\nlisten = \"127.0.0.1:0\"\nadmin_token_file = \"token\"\n[chaos]\nenabled = true\n[fleet]\nenabled = true\ninstance = \"s\"\npublish_seconds = 0.1\nreport_ttl_seconds = 1.0\n[metering]\nspool_dir = \"spool-s\"\n[health]\npagerduty_url = \"http://127.0.0.1:1/\"\nalert_on = [\"health\", \"breaker_opened\", \"recovery_exhausted\"]\n"
         ),
     )
     .unwrap();
     let mut child = resilience(&dir)
         .args(["serve", "-c", "fleet.toml"])
         .env("RUST_LOG", "debug")
+        .env("PAGERDUTY_ROUTING_KEY", ROUTING_KEY)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -700,7 +704,7 @@ fn a_redis_password_and_the_admin_token_are_never_printed() {
         "the test saw real output ({} bytes)",
         seen.len()
     );
-    for secret in [PASSWORD, SECRET_TOKEN] {
+    for secret in [PASSWORD, SECRET_TOKEN, ROUTING_KEY] {
         let at = seen.find(secret);
         assert!(
             at.is_none(),

@@ -123,9 +123,11 @@ fn the_environment_wins_over_the_file() {
             ("CONSTITUTIONAL_HASH", "00000000000000ab"),
             ("RESILIENCE_NAMESPACE", "other"),
             ("RESILIENCE_HTTP_LISTEN", "127.0.0.1:9999"),
+            ("HEALTH_ENABLED", "false"),
         ],
     )
     .unwrap();
+    assert!(!c.health_config().unwrap().enabled);
     assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:7000"));
     assert!(c.metering.enabled);
     assert_eq!(c.health_config().unwrap().interval, Duration::from_secs(2));
@@ -154,6 +156,7 @@ fn a_malformed_variable_is_named_with_its_value() {
         ("RECOVERY_MAX_RETRY_ATTEMPTS", "-1"),
         ("CHAOS_MAX_DURATION_SECONDS", "five"),
         ("CHAOS_ENABLED", "2"),
+        ("HEALTH_ENABLED", "maybe"),
         ("CONSTITUTIONAL_HASH", "xyz"),
         ("RESILIENCE_HTTP_LISTEN", "localhost"),
     ] {
@@ -166,6 +169,41 @@ fn a_malformed_variable_is_named_with_its_value() {
         }
         let text = err.to_string();
         assert!(text.contains(variable) && text.contains(value), "{text}");
+    }
+}
+
+#[test]
+fn alert_classes_and_the_routing_key_from_the_environment() {
+    use resilience_control::health::AlertClass;
+    let c = load("", &[("PAGERDUTY_ROUTING_KEY", "K3Y")]).unwrap();
+    assert_eq!(c.health.pagerduty_routing_key.as_deref(), Some("K3Y"));
+    assert_eq!(c.alert_classes().unwrap(), AlertClass::DEFAULT);
+    assert!(!format!("{c:?}").contains("K3Y"), "never in Debug");
+    let c = load("[health]\nalert_on = [\"breaker_opened\"]\n", &[]).unwrap();
+    assert_eq!(c.alert_classes().unwrap(), [AlertClass::BreakerOpened]);
+    let err = load("[health]\nalert_on = [\"health\", \"sometimes\"]\n", &[]).unwrap_err();
+    assert_eq!(err.key(), Some("health.alert_on[1]"), "{err}");
+    assert!(err.to_string().contains("\"sometimes\""), "{err}");
+}
+
+#[test]
+fn the_health_window_is_in_minutes_and_checked() {
+    let c = load("[health]\nhistory_window_minutes = 2.5\n", &[]).unwrap();
+    assert_eq!(
+        c.health_config().unwrap().history_window,
+        Duration::from_secs(150)
+    );
+    assert_eq!(
+        load("", &[])
+            .unwrap()
+            .health_config()
+            .unwrap()
+            .history_window,
+        Duration::from_secs(300)
+    );
+    for bad in ["0.0", "-1.0"] {
+        let c = load(&format!("[health]\nhistory_window_minutes = {bad}\n"), &[]).unwrap_err();
+        assert_eq!(c.key(), Some("health.history_window_minutes"), "{c}");
     }
 }
 

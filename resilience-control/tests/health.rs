@@ -11,11 +11,13 @@ use axum::Router;
 use axum::extract::State as AxumState;
 use axum::http::StatusCode;
 use axum::routing::post;
+use resilience_control::ControlPlane;
 use resilience_control::health::{
-    AlertSink, HealthAggregator, HealthConfig, HealthStatus, HealthThresholds, HealthWeights,
-    PagerDutySink, StateCounts,
+    AlertClass, AlertSink, HealthAggregator, HealthConfig, HealthStatus, HealthThresholds,
+    HealthWeights, PagerDutySink, StateCounts,
 };
 use resilience_core::{BreakerConfig, BreakerRegistry, CircuitBreaker, ManualClock, State};
+use serde_json::json;
 
 type Registry = Arc<BreakerRegistry<ManualClock>>;
 
@@ -136,6 +138,70 @@ async fn unknown_until_the_first_sample_then_one_sample_per_interval() {
     running.await.unwrap();
 }
 
+#[test]
+fn the_report_lists_degraded_and_critical_services_by_name() {
+    let (registry, b) = registry(5);
+    let health = aggregator(&registry, HealthConfig::default());
+    b[3].transition_to_half_open();
+    b[1].trip_open();
+    b[4].force_open();
+    b[0].transition_to_half_open();
+    let report = health.sample();
+    assert_eq!(report.degraded, ["dep-0", "dep-3"], "HALF_OPEN");
+    assert_eq!(report.critical, ["dep-1", "dep-4"], "OPEN or forced open");
+    let json = serde_json::to_value(&*report).unwrap();
+    assert_eq!(json["degraded"], serde_json::json!(["dep-0", "dep-3"]));
+    assert_eq!(json["critical"], serde_json::json!(["dep-1", "dep-4"]));
+    assert_eq!(json["governance"], "cdd01ef066bc6cf2");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_disabled_aggregator_never_samples_and_stops_when_asked() {
+    let (registry, b) = registry(1);
+    b[0].force_open();
+    let health = aggregator(&registry, HealthConfig::default().enabled(false));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (h, token) = (health.clone(), stop.clone());
+    let running = tokio::spawn(async move { h.run(token).await });
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(health.stats().samples, 0);
+    assert_eq!(health.report().status, HealthStatus::Unknown);
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(1), running)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn recent_history_covers_the_configured_window() {
+    let (registry, _) = registry(1);
+    assert_eq!(
+        HealthConfig::default().history_window,
+        Duration::from_secs(300),
+        "five minutes, as the original"
+    );
+    let health = aggregator(
+        &registry,
+        HealthConfig::default()
+            .history(1000)
+            .history_window(Duration::from_secs(120)),
+    );
+    for _ in 0..500 {
+        health.sample();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let recent = health.recent_history();
+    assert_eq!(recent.len(), 120);
+    assert_eq!(recent.last().unwrap().sequence, 500);
+    assert!(
+        HealthConfig::default()
+            .history_window(Duration::ZERO)
+            .validate()
+            .is_err()
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn history_is_bounded_and_windowed() {
     let (registry, _) = registry(1);
@@ -197,8 +263,14 @@ async fn changes_reach_subscribers_and_slow_or_panicking_ones_never_delay_sampli
     );
     let stats = health.stats();
     assert_eq!(
-        (stats.samples, stats.changes, stats.callback_panics),
-        (3, 3, 3)
+        (
+            stats.samples,
+            stats.changes,
+            stats.callbacks_fired,
+            stats.callback_panics
+        ),
+        (3, 3, 9, 3),
+        "three changes, three callbacks each, one of which panics"
     );
     // Shutdown does not wait forever for the subscriber that never finishes.
     tokio::time::timeout(
@@ -374,4 +446,80 @@ fn an_idle_open_breaker_reports_half_open_once_its_open_time_is_up() {
     clock.advance(Duration::from_secs(60));
     assert_eq!(off.sample().status, HealthStatus::Critical);
     assert_eq!(db.state(), State::Open);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breakers_opening_page_once_per_outage_when_asked_and_never_by_default() {
+    let (url, bodies) = pagerduty(StatusCode::ACCEPTED).await;
+    let plane = |alert_on: Vec<AlertClass>| {
+        let (registry, b) = registry(2);
+        let sink = PagerDutySink::new("R0UT1NG", "checkout").url(url.clone());
+        let control = ControlPlane::builder()
+            .registry(registry)
+            .health(HealthConfig::default().enabled(false))
+            .alerts(Arc::new(sink))
+            .alert_on(alert_on)
+            .without_clock_ticker()
+            .spawn()
+            .unwrap();
+        (control, b)
+    };
+    let (control, b) = plane(vec![AlertClass::BreakerOpened]);
+    b[0].trip_open();
+    b[0].transition_to_half_open();
+    b[0].trip_open(); // the probe failed: the same outage
+    b[1].force_open(); // an operator's doing: not an incident
+    b[0].transition_to_half_open();
+    b[0].reset();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while bodies.lock().unwrap().len() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    control.shutdown().await.unwrap();
+    let seen = std::mem::take(&mut *bodies.lock().unwrap());
+    let actions: Vec<_> = seen
+        .iter()
+        .map(|b| (b["event_action"].clone(), b["dedup_key"].clone()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (json!("trigger"), json!("resilience-breaker-dep-0")),
+            (json!("resolve"), json!("resilience-breaker-dep-0")),
+        ],
+        "{seen:#?}"
+    );
+    let payload = &seen[0]["payload"];
+    assert_eq!(payload["class"], "breaker_opened");
+    assert_eq!(payload["severity"], "warning");
+    assert_eq!(payload["custom_details"]["open_breakers"], json!(["dep-0"]));
+    assert_eq!(
+        payload["custom_details"]["constitutional_hash"],
+        "cdd01ef066bc6cf2"
+    );
+    let metrics = resilience_control::http::render_metrics(&control).unwrap();
+    assert!(
+        metrics.contains("resilience_breaker_alerts_total{result=\"sent\"} 2"),
+        "{metrics}"
+    );
+
+    // The default classes leave breakers out.
+    let (control, b) = plane(AlertClass::DEFAULT.to_vec());
+    b[0].trip_open();
+    b[1].trip_open();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    control.shutdown().await.unwrap();
+    assert!(
+        bodies.lock().unwrap().is_empty(),
+        "{:?}",
+        bodies.lock().unwrap()
+    );
+}
+
+#[test]
+fn the_pagerduty_routing_key_is_never_in_debug_output() {
+    let sink = PagerDutySink::new("R0UT1NGKEYSECRET", "checkout");
+    let text = format!("{sink:?}");
+    assert!(!text.contains("R0UT1NGKEYSECRET"), "{text}");
+    assert!(text.contains("checkout"), "{text}");
 }

@@ -516,6 +516,7 @@ async fn mutations_need_the_token_and_json_and_a_forged_request_gets_nowhere() {
             .await;
         assert_eq!(status, expected, "{token:?} {content_type}: {body}");
         assert!(body["error"].is_string(), "{body}");
+        assert_eq!(body["governance"], "cdd01ef066bc6cf2", "{body}");
         assert!(!chaos_stopped(&r).await, "nothing was stopped");
     }
     let (status, _) = r

@@ -319,6 +319,8 @@ pub enum ClockError {
     Spawn(#[source] std::io::Error),
 }
 
+crate::governed_by_process!(ClockError);
+
 /// A clock that moves only when told to: deterministic time for tests and fuzzing.
 ///
 /// # Examples

@@ -54,3 +54,12 @@ impl ConfigError {
         }
     }
 }
+
+impl crate::Governed for ConfigError {
+    fn governance(&self) -> crate::GovernanceHash {
+        match self {
+            ConfigError::Governance(mismatch) => mismatch.expected,
+            _ => crate::GovernanceHash::for_process(),
+        }
+    }
+}

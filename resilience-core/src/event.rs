@@ -31,6 +31,12 @@ pub struct BreakerEvent {
     pub governance: GovernanceHash,
 }
 
+impl crate::Governed for BreakerEvent {
+    fn governance(&self) -> GovernanceHash {
+        self.governance
+    }
+}
+
 impl fmt::Display for BreakerEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -5,6 +5,10 @@
 
 use core::fmt;
 use core::str::FromStr;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+// Not `crate::sync`: this is a plain published value, not a protocol for loom to explore.
+static PROCESS_TAG: AtomicU64 = AtomicU64::new(GovernanceHash::DEFAULT.as_u64());
 
 /// A 16-hex-digit governance tag.
 ///
@@ -58,6 +62,28 @@ impl GovernanceHash {
             .map_err(|_| HashParseError {
                 value: text.to_owned(),
             })
+    }
+
+    /// The tag of this process: what errors report through [`Governed`] when the component that
+    /// raised them does not carry a tag of its own. [`GovernanceHash::DEFAULT`] until a tag is
+    /// [declared](GovernanceHash::declare_for_process); the control plane declares its tag when
+    /// it is built, after every component was checked against it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use resilience_core::GovernanceHash;
+    ///
+    /// assert_eq!(GovernanceHash::for_process(), GovernanceHash::DEFAULT);
+    /// ```
+    pub fn for_process() -> GovernanceHash {
+        GovernanceHash(PROCESS_TAG.load(Ordering::Relaxed))
+    }
+
+    /// Makes this the tag of this process (see [`for_process`](GovernanceHash::for_process)).
+    /// A process runs under one tag; the last declaration wins.
+    pub fn declare_for_process(self) {
+        PROCESS_TAG.store(self.0, Ordering::Relaxed);
     }
 
     /// Checks this (found) tag against the `expected` one, as every component does at start-up.
@@ -144,6 +170,54 @@ pub struct GovernanceMismatch {
     /// The tag the component was configured with.
     pub found: GovernanceHash,
 }
+
+/// Anything that carries a governance tag for audit trails: every error type of this workspace
+/// (the original's "all exceptions include the constitutional hash"), reports and events.
+///
+/// An error reports the tag of the component that raised it when it holds one (a
+/// [`Rejected`](crate::Rejected) call, a [`GovernanceMismatch`]), otherwise the
+/// [process's tag](GovernanceHash::for_process).
+///
+/// # Examples
+///
+/// ```
+/// use resilience_core::{CircuitBreaker, GovernanceHash, Governed};
+///
+/// let err = CircuitBreaker::builder("db").fail_max(0).build().unwrap_err();
+/// assert_eq!(err.governance(), GovernanceHash::DEFAULT);
+/// ```
+pub trait Governed {
+    /// The governance tag this value carries.
+    fn governance(&self) -> GovernanceHash;
+}
+
+/// Implements [`Governed`] for error types that report the process's tag.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! governed_by_process {
+    ($($ty:ty),+ $(,)?) => {$(
+        impl $crate::Governed for $ty {
+            fn governance(&self) -> $crate::GovernanceHash {
+                $crate::GovernanceHash::for_process()
+            }
+        }
+    )+};
+}
+
+impl Governed for GovernanceHash {
+    fn governance(&self) -> GovernanceHash {
+        *self
+    }
+}
+
+/// The tag the deployment requires.
+impl Governed for GovernanceMismatch {
+    fn governance(&self) -> GovernanceHash {
+        self.expected
+    }
+}
+
+governed_by_process!(HashParseError);
 
 #[cfg(test)]
 mod tests {

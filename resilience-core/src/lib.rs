@@ -93,7 +93,7 @@ pub use clock::ManualClock;
 pub use clock::{Clock, ClockError, CoarseClock, Nanos, Ticker};
 pub use error::ConfigError;
 pub use event::{BreakerEvent, EventChannel};
-pub use governance::{GovernanceHash, GovernanceMismatch, HashParseError};
+pub use governance::{GovernanceHash, GovernanceMismatch, Governed, HashParseError};
 pub use meter::{MeterRing, UsageEvent};
 
 /// The workspace README's examples, compiled and run as doc-tests.

@@ -61,6 +61,15 @@ pub enum ChaosEngineError {
     FleetStopped,
 }
 
+impl resilience_core::Governed for ChaosEngineError {
+    fn governance(&self) -> GovernanceHash {
+        match self {
+            ChaosEngineError::Chaos(err) => resilience_core::Governed::governance(err),
+            _ => GovernanceHash::for_process(),
+        }
+    }
+}
+
 impl ChaosEngineError {
     /// The offending field, for field errors.
     pub fn field(&self) -> Option<&'static str> {

@@ -85,6 +85,15 @@ pub enum FleetError {
     },
 }
 
+impl resilience_core::Governed for FleetError {
+    fn governance(&self) -> resilience_core::GovernanceHash {
+        match self {
+            FleetError::Governance(mismatch) => mismatch.expected,
+            _ => resilience_core::GovernanceHash::for_process(),
+        }
+    }
+}
+
 impl FleetError {
     pub(crate) fn invalid(
         field: &'static str,

@@ -22,10 +22,16 @@ use crate::task::CatchUnwind;
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct HealthConfig {
+    /// Whether the aggregator samples at all (default on). Off, the loop does not run, the
+    /// report stays UNKNOWN, no alert is raised, and readiness does not wait for a sample.
+    pub enabled: bool,
     /// Sampling interval (default 1 s, from `HEALTH_CHECK_INTERVAL_SECONDS`).
     pub interval: Duration,
     /// Snapshots kept (default 300: five minutes at one a second).
     pub history: usize,
+    /// The window [`recent_history`](HealthAggregator::recent_history) returns (default five
+    /// minutes, the original's `history_window_minutes`).
+    pub history_window: Duration,
     /// What each breaker state is worth.
     pub weights: HealthWeights,
     /// Where HEALTHY and DEGRADED begin.
@@ -45,8 +51,10 @@ pub struct HealthConfig {
 impl Default for HealthConfig {
     fn default() -> Self {
         HealthConfig {
+            enabled: true,
             interval: Duration::from_secs(1),
             history: 300,
+            history_window: Duration::from_secs(300),
             weights: HealthWeights::default(),
             thresholds: HealthThresholds::default(),
             alert_dedup_key: "resilience-health".to_owned(),
@@ -80,6 +88,13 @@ impl HealthConfig {
         if self.history == 0 || self.history > 100_000 {
             return Err(invalid("history", self.history, "1 to 100000 snapshots"));
         }
+        if self.history_window.is_zero() || self.history_window > Duration::from_secs(7 * 86_400) {
+            return Err(invalid(
+                "history_window",
+                format_args!("{:?}", self.history_window),
+                "between 1ns and 7 days",
+            ));
+        }
         if self.alert_dedup_key.is_empty() {
             return Err(invalid("alert_dedup_key", "\"\"", "a non-empty key"));
         }
@@ -89,6 +104,10 @@ impl HealthConfig {
 }
 
 crate::setters::setters!(HealthConfig {
+    /// Whether the aggregator samples at all.
+    enabled: bool;
+    /// The window of `recent_history`.
+    history_window: Duration;
     /// The sampling interval.
     interval: Duration;
     /// Snapshots kept.
@@ -128,6 +147,10 @@ pub struct HealthReport {
     pub counts: StateCounts,
     /// Every breaker, sorted by name.
     pub breakers: Vec<BreakerHealth>,
+    /// Breakers HALF_OPEN (probing), sorted: the original's `degraded_services`.
+    pub degraded: Vec<String>,
+    /// Breakers OPEN or forced open, sorted: the original's `critical_services`.
+    pub critical: Vec<String>,
     /// Sample number (0 before the first sample).
     pub sequence: u64,
     /// When it was sampled (wall clock).
@@ -155,6 +178,8 @@ pub struct HealthSnapshot {
     /// Monotonic time.
     #[serde(skip)]
     pub instant: Instant,
+    /// Governance tag of the aggregator that took it.
+    pub governance: GovernanceHash,
 }
 
 /// A change of status, as subscribers receive it.
@@ -172,7 +197,7 @@ pub struct HealthChange {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct HealthStats {
-    /// Samples taken.
+    /// Samples taken (health checks run).
     pub samples: u64,
     /// Status changes.
     pub changes: u64,
@@ -180,6 +205,8 @@ pub struct HealthStats {
     pub alerts_sent: u64,
     /// Alerts that failed.
     pub alerts_failed: u64,
+    /// Change callbacks started (the original's fire-and-forget callbacks fired).
+    pub callbacks_fired: u64,
     /// Change callbacks that panicked.
     pub callback_panics: u64,
 }
@@ -203,6 +230,7 @@ struct Inner {
     change_count: AtomicU64,
     alerts_sent: AtomicU64,
     alerts_failed: AtomicU64,
+    callbacks_fired: AtomicU64,
     callback_panics: AtomicU64,
 }
 
@@ -252,6 +280,8 @@ impl HealthAggregator {
             score: 1.0,
             counts: StateCounts::default(),
             breakers: Vec::new(),
+            degraded: Vec::new(),
+            critical: Vec::new(),
             sequence: 0,
             sampled_at: SystemTime::now(),
             instant: Instant::now(),
@@ -271,6 +301,7 @@ impl HealthAggregator {
                 change_count: AtomicU64::new(0),
                 alerts_sent: AtomicU64::new(0),
                 alerts_failed: AtomicU64::new(0),
+                callbacks_fired: AtomicU64::new(0),
                 callback_panics: AtomicU64::new(0),
                 config,
             }),
@@ -342,6 +373,12 @@ impl HealthAggregator {
             .collect()
     }
 
+    /// Snapshots from the configured [`history_window`](HealthConfig::history_window)
+    /// (five minutes by default): the original's `get_health_history()` without an argument.
+    pub fn recent_history(&self) -> Vec<HealthSnapshot> {
+        self.history(self.inner.config.history_window)
+    }
+
     /// Counters for metrics.
     pub fn stats(&self) -> HealthStats {
         let i = &self.inner;
@@ -350,6 +387,7 @@ impl HealthAggregator {
             changes: i.change_count.load(Ordering::Relaxed),
             alerts_sent: i.alerts_sent.load(Ordering::Relaxed),
             alerts_failed: i.alerts_failed.load(Ordering::Relaxed),
+            callbacks_fired: i.callbacks_fired.load(Ordering::Relaxed),
             callback_panics: i.callback_panics.load(Ordering::Relaxed),
         }
     }
@@ -379,12 +417,23 @@ impl HealthAggregator {
         breakers.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         let counts = StateCounts::of(breakers.iter().map(|(_, s)| s));
         let score = counts.score(&i.config.weights);
+        let named = |wanted: fn(State) -> bool| -> Vec<String> {
+            breakers
+                .iter()
+                .filter(|(b, _)| wanted(b.state))
+                .map(|(b, _)| b.name.clone())
+                .collect()
+        };
+        let degraded = named(|s| s == State::HalfOpen);
+        let critical = named(|s| matches!(s, State::Open | State::ForcedOpen));
         let sequence = i.samples.fetch_add(1, Ordering::Relaxed) + 1;
         let report = Arc::new(HealthReport {
             status: i.config.thresholds.status(score),
             score,
             counts,
             breakers: breakers.into_iter().map(|(b, _)| b).collect(),
+            degraded,
+            critical,
             sequence,
             sampled_at: SystemTime::now(),
             instant: Instant::now(),
@@ -402,6 +451,7 @@ impl HealthAggregator {
                 status: report.status,
                 at: report.sampled_at,
                 instant: report.instant,
+                governance: report.governance,
             });
         }
         if previous.status != report.status {
@@ -441,6 +491,7 @@ impl HealthAggregator {
             while callbacks_running.try_join_next().is_some() {}
             for callback in lock(&self.inner.callbacks).clone() {
                 let inner = Arc::clone(&self.inner);
+                inner.callbacks_fired.fetch_add(1, Ordering::Relaxed);
                 let change = change.clone();
                 // Even calling the callback happens in its task, under the panic guard.
                 let future = CatchUnwind::new(async move { callback(change).await });
@@ -490,12 +541,7 @@ impl HealthAggregator {
             _ => return None,
         };
         let report = &change.report;
-        let open_breakers: Vec<String> = report
-            .breakers
-            .iter()
-            .filter(|b| matches!(b.state, State::Open | State::ForcedOpen))
-            .map(|b| b.name.clone())
-            .collect();
+        let open_breakers = report.critical.clone();
         let summary = match action {
             AlertAction::Trigger => format!(
                 "health CRITICAL (score {:.2}): {} of {} breakers open",
@@ -521,8 +567,14 @@ impl HealthAggregator {
         })
     }
 
-    /// Samples every interval until `cancel` fires. Misses are not made up in a burst.
+    /// Samples every interval until `cancel` fires. Misses are not made up in a burst. When
+    /// the aggregator is [disabled](HealthConfig::enabled) it only waits for `cancel`.
     pub async fn run(&self, cancel: CancellationToken) {
+        if !self.inner.config.enabled {
+            tracing::info!("health aggregation is disabled");
+            cancel.cancelled().await;
+            return;
+        }
         let mut ticker = tokio::time::interval(self.inner.config.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {

@@ -1,4 +1,5 @@
-//! Alerts on CRITICAL health: the [`AlertSink`] trait and a PagerDuty Events v2 sink.
+//! Alerts (CRITICAL health, recoveries that give up, breakers opening): the [`AlertSink`]
+//! trait and a PagerDuty Events v2 sink.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,9 +14,9 @@ use super::score::HealthStatus;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertAction {
-    /// Health went CRITICAL.
+    /// Opens an incident (health went CRITICAL, a recovery gave up, a breaker opened).
     Trigger,
-    /// Health recovered from CRITICAL.
+    /// Closes it (health, the dependency or the breaker recovered).
     Resolve,
 }
 
@@ -28,6 +29,9 @@ pub enum AlertClass {
     Health,
     /// A dependency's recovery ran out of attempts and cools down (or it recovered later).
     RecoveryExhausted,
+    /// A breaker opened (or closed again). Off by default: see
+    /// [`ControlPlaneBuilder::alert_on`](crate::ControlPlaneBuilder::alert_on).
+    BreakerOpened,
 }
 
 impl AlertClass {
@@ -36,11 +40,36 @@ impl AlertClass {
         match self {
             AlertClass::Health => "health",
             AlertClass::RecoveryExhausted => "recovery_exhausted",
+            AlertClass::BreakerOpened => "breaker_opened",
         }
+    }
+
+    /// Every class.
+    pub const ALL: [AlertClass; 3] = [
+        AlertClass::Health,
+        AlertClass::RecoveryExhausted,
+        AlertClass::BreakerOpened,
+    ];
+
+    /// What the control plane alerts on unless told otherwise: CRITICAL health and recoveries
+    /// that give up. Breakers opening are left out, since a busy service opens breakers as a
+    /// matter of course and health already pages when enough of them are open.
+    pub const DEFAULT: [AlertClass; 2] = [AlertClass::Health, AlertClass::RecoveryExhausted];
+}
+
+impl std::str::FromStr for AlertClass {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        AlertClass::ALL
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .ok_or_else(|| "one of health, recovery_exhausted, breaker_opened".to_owned())
     }
 }
 
-/// One alert, as the health aggregator or the recovery orchestrator raises it.
+/// One alert, as the health aggregator, the recovery orchestrator or the breaker watcher
+/// raises it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Alert {
@@ -110,6 +139,8 @@ pub enum AlertError {
     },
 }
 
+resilience_core::governed_by_process!(AlertError);
+
 /// Sends alerts as PagerDuty Events API v2 `trigger` / `resolve` events.
 ///
 /// # Examples
@@ -121,12 +152,23 @@ pub enum AlertError {
 ///     .url("https://events.pagerduty.com/v2/enqueue");
 /// # let _ = sink;
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PagerDutySink {
     client: reqwest::Client,
     url: String,
     routing_key: String,
     source: String,
+}
+
+/// The routing key is a secret: never printed.
+impl std::fmt::Debug for PagerDutySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PagerDutySink")
+            .field("url", &self.url)
+            .field("routing_key", &"***")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PagerDutySink {
@@ -167,6 +209,7 @@ impl PagerDutySink {
                 "source": self.source,
                 "severity": match alert.class {
                     AlertClass::Health => "critical",
+                    AlertClass::BreakerOpened => "warning",
                     _ => "error",
                 },
                 "timestamp": humantime::format_rfc3339_millis(alert.at).to_string(),

@@ -3,6 +3,7 @@
 
 mod aggregator;
 mod alert;
+mod breaker_alert;
 mod breakers;
 mod score;
 
@@ -11,5 +12,8 @@ pub use aggregator::{
     HealthStats,
 };
 pub use alert::{Alert, AlertAction, AlertClass, AlertError, AlertSink, BoxFuture, PagerDutySink};
+pub(crate) use breaker_alert::{
+    BreakerAlertCounts, BreakerAlerts, deliver as deliver_breaker_alerts,
+};
 pub use breakers::{BreakerHealthCheck, BreakerStatus, breaker_health_check, breaker_status};
 pub use score::{HealthStatus, HealthThresholds, HealthWeights, StateCounts};

@@ -218,6 +218,18 @@ impl Collector for ControlCollector {
         )?;
         family(
             &mut e,
+            "health_callbacks",
+            "Health-change callbacks by outcome (fired counts every start, panicked those that panicked)",
+            MetricType::Counter,
+            [
+                ("fired", health.callbacks_fired),
+                ("panicked", health.callback_panics),
+            ]
+            .into_iter()
+            .map(|(outcome, n)| (vec![("outcome", outcome.to_owned())], ConstCounter::new(n))),
+        )?;
+        family(
+            &mut e,
             "health_alerts",
             "CRITICAL alerts by delivery result",
             MetricType::Counter,
@@ -227,6 +239,15 @@ impl Collector for ControlCollector {
             ]
             .into_iter()
             .map(|(result, n)| (vec![("result", result.to_owned())], ConstCounter::new(n))),
+        )?;
+        family(
+            &mut e,
+            "breaker_alerts",
+            "Breaker-opened alerts by delivery result (dropped: the alert queue was full)",
+            MetricType::Counter,
+            c.breaker_alert_counts()
+                .into_iter()
+                .map(|(result, n)| (vec![("result", result.to_owned())], ConstCounter::new(n))),
         )?;
 
         let recovery = c.recovery().stats();

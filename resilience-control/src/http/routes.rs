@@ -84,7 +84,11 @@ pub async fn serve(
 }
 
 pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+    let body = json!({
+        "error": message.into(),
+        "governance": resilience_core::GovernanceHash::for_process(),
+    });
+    (status, Json(body)).into_response()
 }
 
 async fn metrics_text(State(state): Shared) -> Response {
@@ -113,9 +117,11 @@ fn probe(ok: bool, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Start-up is complete once the control loops run and health has been sampled once.
+/// Start-up is complete once the control loops run and health has been sampled once (unless
+/// health aggregation is disabled).
 fn started(control: &ControlPlane) -> bool {
-    control.is_running() && control.health().report().sequence > 0
+    let health = control.health();
+    control.is_running() && (!health.config().enabled || health.report().sequence > 0)
 }
 
 async fn live(State(state): Shared) -> Response {

@@ -139,6 +139,16 @@ pub enum MeteringError {
     Spool(#[from] SpoolError),
 }
 
+impl resilience_core::Governed for MeteringError {
+    fn governance(&self) -> resilience_core::GovernanceHash {
+        match self {
+            MeteringError::Config(err) => resilience_core::Governed::governance(err),
+            MeteringError::Governance(mismatch) => mismatch.expected,
+            _ => resilience_core::GovernanceHash::for_process(),
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Critical sections are plain arithmetic; a poisoned lock still holds consistent counts.
     m.lock().unwrap_or_else(PoisonError::into_inner)

@@ -21,6 +21,16 @@ pub enum HookError {
     Refused(RefuseReason),
 }
 
+/// A refusal reports the process's tag (the refused event is not kept).
+impl resilience_core::Governed for HookError {
+    fn governance(&self) -> resilience_core::GovernanceHash {
+        match self {
+            HookError::Invalid(err) => resilience_core::Governed::governance(err),
+            _ => resilience_core::GovernanceHash::for_process(),
+        }
+    }
+}
+
 /// Non-blocking metering hooks for a message bus (the original's `MeteringHooks`): each records
 /// one [`UsageEvent`] and returns at once. With metering disabled (`METERING_ENABLED=false`)
 /// they do nothing.

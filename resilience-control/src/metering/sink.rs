@@ -33,6 +33,8 @@ pub enum SinkError {
     Panicked(String),
 }
 
+resilience_core::governed_by_process!(SinkError);
+
 /// Where the flusher writes batches. Implementations must apply each record at most once per
 /// [`event_id`](EventRecord::event_id) (a retried or replayed batch whose events already
 /// landed must not add them twice), or document that they cannot. The flusher writes each

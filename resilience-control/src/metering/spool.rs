@@ -75,6 +75,8 @@ pub enum SpoolError {
     },
 }
 
+resilience_core::governed_by_process!(SpoolError);
+
 /// Why a spooled batch could not be read back.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -93,6 +95,8 @@ pub enum SpoolReadError {
     },
 }
 
+resilience_core::governed_by_process!(SpoolReadError);
+
 /// A spool file that could not be read back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("corrupt spool file {path}: {reason}")]
@@ -107,6 +111,8 @@ pub struct CorruptSpoolFile {
     /// Its size.
     pub bytes: u64,
 }
+
+resilience_core::governed_by_process!(CorruptSpoolFile);
 
 struct State {
     files: VecDeque<SpoolFile>,

@@ -218,6 +218,15 @@ pub enum RecoveryError {
     Config(#[from] ConfigError),
 }
 
+impl resilience_core::Governed for RecoveryError {
+    fn governance(&self) -> GovernanceHash {
+        match self {
+            RecoveryError::Config(err) => resilience_core::Governed::governance(err),
+            _ => GovernanceHash::for_process(),
+        }
+    }
+}
+
 /// One service's recovery, as the status report shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]

@@ -363,6 +363,22 @@ pub enum CallError<E> {
     Inner(E),
 }
 
+impl crate::Governed for Rejected {
+    fn governance(&self) -> GovernanceHash {
+        self.governance
+    }
+}
+
+/// A rejection reports its breaker's tag; the service's own error, the process's.
+impl<E> crate::Governed for CallError<E> {
+    fn governance(&self) -> GovernanceHash {
+        match self {
+            CallError::Rejected(rejected) => rejected.governance,
+            CallError::Inner(_) => GovernanceHash::for_process(),
+        }
+    }
+}
+
 impl<E> CallError<E> {
     /// The call's own error, if it ran.
     pub fn into_inner(self) -> Option<E> {

@@ -47,6 +47,17 @@ impl From<GovernanceMismatch> for RegistryError {
     }
 }
 
+/// A conflict reports the tag of the breaker in force.
+impl crate::Governed for RegistryError {
+    fn governance(&self) -> GovernanceHash {
+        match self {
+            RegistryError::ConfigConflict { existing, .. } => existing.governance(),
+            RegistryError::Config(err) => crate::Governed::governance(err),
+            _ => GovernanceHash::for_process(),
+        }
+    }
+}
+
 /// Named breakers with lock-free lookup.
 ///
 /// The breakers live in a lock-free concurrent hash map ([`papaya`]): a lookup is a hash probe

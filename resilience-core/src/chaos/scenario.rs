@@ -292,6 +292,15 @@ pub enum ChaosError {
     Governance(#[from] GovernanceMismatch),
 }
 
+impl crate::Governed for ChaosError {
+    fn governance(&self) -> crate::GovernanceHash {
+        match self {
+            ChaosError::Governance(mismatch) => mismatch.expected,
+            _ => crate::GovernanceHash::for_process(),
+        }
+    }
+}
+
 impl ChaosError {
     pub(crate) fn invalid(
         field: &'static str,

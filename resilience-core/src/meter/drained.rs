@@ -44,6 +44,8 @@ pub struct EventIdParseError {
     pub value: String,
 }
 
+crate::governed_by_process!(EventIdParseError);
+
 impl FromStr for EventId {
     type Err = EventIdParseError;
 

@@ -185,6 +185,12 @@ pub struct UsageEvent {
     pub governance: GovernanceHash,
 }
 
+impl crate::Governed for UsageEvent {
+    fn governance(&self) -> GovernanceHash {
+        self.governance
+    }
+}
+
 impl UsageEvent {
     /// An event with zero tokens, zero latency and a compliance score of 1.
     ///

@@ -53,6 +53,8 @@ pub enum LockError {
     },
 }
 
+crate::governed_by_process!(LockError);
+
 fn holder_text(pid: Option<u32>) -> String {
     pid.map_or_else(
         || "another process".to_owned(),

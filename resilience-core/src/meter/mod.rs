@@ -58,6 +58,8 @@ pub enum MeterError {
     },
 }
 
+crate::governed_by_process!(MeterError);
+
 impl MeterError {
     pub(crate) fn invalid(
         field: &'static str,

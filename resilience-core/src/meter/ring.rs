@@ -55,6 +55,13 @@ impl core::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
+/// The refused event's tag.
+impl crate::Governed for Refused {
+    fn governance(&self) -> crate::GovernanceHash {
+        self.event.governance
+    }
+}
+
 /// The ring's ledger. In every snapshot, even under concurrent recording:
 ///
 /// * `offered = accepted + refused_full + refused_closed`

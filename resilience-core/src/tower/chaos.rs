@@ -47,6 +47,12 @@ pub enum ChaosError<E> {
     Inner(E),
 }
 
+impl<E> crate::Governed for ChaosError<E> {
+    fn governance(&self) -> crate::GovernanceHash {
+        crate::GovernanceHash::for_process()
+    }
+}
+
 impl<E> ChaosError<E> {
     /// The inner service's error, if it ran.
     pub fn into_inner(self) -> Option<E> {

@@ -60,7 +60,9 @@ pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
         if let Some(url) = &config.health.pagerduty_url {
             sink = sink.url(url);
         }
-        builder = builder.alerts(Arc::new(sink));
+        builder = builder
+            .alerts(Arc::new(sink))
+            .alert_on(config.alert_classes()?);
     }
     let control = builder.spawn()?;
     let address = listener.local_addr()?;
