@@ -1,5 +1,6 @@
-//! The HTTP handlers on arbitrary requests (method, path with scenario names, headers, body):
-//! never a panic, never a 500, and never a state change without the admin token.
+//! The HTTP handlers on arbitrary requests (method, path with scenario names, headers, body,
+//! scenarios for `POST /chaos`): never a panic, never a 500, and never a state change without
+//! the admin token.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -92,6 +93,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let rig = rig();
     let stopped_before = rig.chaos.is_stopped();
+    let active_before = rig.chaos.active().len();
     let status = rig.runtime.block_on(async {
         rig.router
             .clone()
@@ -107,8 +109,17 @@ fuzz_target!(|data: &[u8]| {
             stopped_before,
             "a state change without the token"
         );
+        assert_eq!(
+            rig.chaos.active().len(),
+            active_before,
+            "a scenario started or ended without the token"
+        );
     }
     if rig.chaos.is_stopped() {
         let _ = rig.chaos.resume();
+    }
+    // Scenarios a fuzzed `POST /chaos` started would otherwise pile up to the engine's limits.
+    for active in rig.chaos.active() {
+        let _ = rig.chaos.deactivate(active.scenario.name());
     }
 });

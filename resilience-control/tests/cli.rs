@@ -108,6 +108,51 @@ fn the_demo_runs_an_outage_and_recovery_and_meters_every_call() {
     assert!(flushed > 1_000, "{summary}");
     assert_eq!(lines, flushed, "{summary}");
     assert!(summary.contains("refused 0"), "{summary}");
+    assert!(
+        stdout.contains("calls shed by an open breaker are not metered"),
+        "says which calls are metered:\n{stdout}"
+    );
+    // The summary's metered calls are the calls that reached a dependency.
+    let calls: u64 = stdout
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("calls"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no calls line in:\n{stdout}"));
+    assert!(calls >= flushed, "{calls} calls, {flushed} metered");
+}
+
+#[test]
+fn with_metering_off_nothing_is_metered_and_no_file_is_made() {
+    let dir = TempDir::new("cli-metering-off");
+    let output = resilience(&dir)
+        .args([
+            "demo",
+            "--duration",
+            "4s",
+            "--every",
+            "500ms",
+            "--sink",
+            "jsonl",
+        ])
+        .env("METERING_ENABLED", "false")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("metering:     off"), "{stdout}");
+    assert!(
+        stdout.contains("metering off"),
+        "the live line says so:\n{stdout}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "no spool directory, ring file or usage file: {left:?}"
+    );
 }
 
 #[test]
@@ -122,20 +167,55 @@ fn serve_answers_http_and_chaos_commands_then_stops_on_sigterm() {
     .unwrap();
     let (mut child, url, mut stdout) = serve(&dir, "resilience.toml");
 
-    let chaos = |action: &str| {
+    let chaos_with = |args: &[&str]| {
         let output = operator(&dir)
-            .args(["chaos", action, "--url", &url])
+            .arg("chaos")
+            .args(args)
+            .args(["--url", &url])
             .output()
             .unwrap();
         let (out, err) = text(&output);
-        assert!(output.status.success(), "chaos {action}: {out}\n{err}");
+        assert!(output.status.success(), "chaos {args:?}: {out}\n{err}");
         out
     };
+    let chaos = |action: &str| chaos_with(&[action]);
     let list = chaos("list");
     assert!(
         list.contains("chaos: enabled") && list.contains("no active scenarios"),
         "{list}"
     );
+    // One instance's scenario, from the command line; the list's columns line up.
+    let started = chaos_with(&[
+        "inject",
+        "a-scenario-with-a-name-longer-than-thirty-two-characters",
+        "--target",
+        "payments",
+        "--errors",
+        "0.5",
+        "--for",
+        "30s",
+    ]);
+    assert!(started.contains("for 30.0s"), "{started}");
+    let list = chaos("list");
+    let rows: Vec<&str> = list
+        .lines()
+        .skip_while(|l| !l.starts_with("NAME"))
+        .take(2)
+        .collect();
+    assert_eq!(rows.len(), 2, "{list}");
+    assert_eq!(
+        rows[0].find("KIND"),
+        rows[1].find("ERROR"),
+        "aligned columns:\n{list}"
+    );
+    assert!(rows[1].contains("0.50"), "{list}");
+    let ended = chaos_with(&[
+        "end",
+        "a-scenario-with-a-name-longer-than-thirty-two-characters",
+    ]);
+    assert!(ended.contains("ended"), "{ended}");
+    assert!(chaos("list").contains("no active scenarios"));
+
     let stop = chaos("stop");
     assert!(stop.contains("emergency stop"), "{stop}");
     assert!(chaos("list").contains("EMERGENCY-STOPPED"));

@@ -100,6 +100,20 @@ impl Rig {
         (status, serde_json::from_str(&body).unwrap())
     }
 
+    /// `POST path` with the token and `body`.
+    async fn post_json(&self, path: &str, body: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .bearer_auth(TOKEN)
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
     /// A state-changing request as the CLI sends it: the token, and a JSON body.
     async fn send(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
         self.send_as(method, path, Some(TOKEN), "application/json", None)
@@ -443,6 +457,9 @@ async fn json_views_and_chaos_controls() {
     assert_eq!(metering["sink"], "jsonl");
     assert_eq!(metering["ledger"]["refused_full"], 0);
 
+    let (_, idle) = r.get("/chaos").await;
+    assert!(!idle.contains("-0"), "no negative zero in JSON: {idle}");
+
     let engine = r.control.chaos().unwrap();
     engine
         .partition("db")
@@ -483,6 +500,83 @@ async fn json_views_and_chaos_controls() {
     let (status, _) = r.send(reqwest::Method::POST, "/chaos/resume").await;
     assert_eq!(status, 200);
     engine.partition("db").start().unwrap();
+    r.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_is_injected_on_one_instance_with_typed_refusals() {
+    let mut r = rig().await;
+    r.start();
+    let (status, _) = r
+        .send_as(
+            reqwest::Method::POST,
+            "/chaos",
+            None,
+            "application/json",
+            None,
+        )
+        .await;
+    assert_eq!(status, 401, "no token, no scenario");
+    assert!(r.control.chaos().unwrap().active().is_empty());
+    let (status, started) = r
+        .post_json(
+            "/chaos",
+            r#"{"name": "slow-db", "target": "db", "fault": {"kind": "latency", "ms": 200}, "duration_ms": 30000}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{started}");
+    assert_eq!(started["started"], "slow-db");
+    assert_eq!(started["governance"], "cdd01ef066bc6cf2");
+    let point = r.table.point("db").unwrap();
+    assert_eq!(
+        r.table.check(point),
+        Some(resilience_core::chaos::Fault::Latency(
+            Duration::from_millis(200)
+        ))
+    );
+    let engine = r.control.chaos().unwrap();
+    let active = engine.active();
+    assert_eq!(active.len(), 1);
+    assert!(active[0].remaining <= Duration::from_secs(30));
+
+    for (body, status, names) in [
+        // The same name again: refused by the engine's state.
+        (
+            r#"{"name": "slow-db", "target": "db", "fault": {"kind": "partition"}, "duration_ms": 1000}"#,
+            409,
+            "slow-db",
+        ),
+        // Out of range: the field and the value are named.
+        (
+            r#"{"name": "e", "target": "db", "fault": {"kind": "errors", "rate": 1.5, "code": 503}, "duration_ms": 1000}"#,
+            400,
+            "1.5",
+        ),
+        (
+            r#"{"name": "long", "target": "db", "fault": {"kind": "partition"}, "duration_ms": 99999999}"#,
+            400,
+            "duration",
+        ),
+        // Not a scenario at all.
+        (r#"{"name": "x"}"#, 400, "target"),
+        (
+            r#"{"name": "x", "target": "db", "fault": {"kind": "meteor"}, "duration_ms": 5}"#,
+            400,
+            "meteor",
+        ),
+        ("not json", 400, "invalid scenario"),
+        (
+            r#"{"name": "x", "target": "nope", "fault": {"kind": "force_open"}, "duration_ms": 1000}"#,
+            404,
+            "nope",
+        ),
+    ] {
+        let (got, answer) = r.post_json("/chaos", body).await;
+        assert_eq!(got, status, "{body}: {answer}");
+        let message = answer["error"].as_str().unwrap();
+        assert!(message.contains(names), "{body}: {message}");
+    }
+    assert_eq!(engine.active().len(), 1, "nothing refused was started");
     r.stop.cancel();
 }
 

@@ -514,7 +514,7 @@ impl ChaosEngine {
             breakers_restored: table.breakers_restored,
             resources_released,
         };
-        tracing::error!(?stop, "chaos emergency stop");
+        tracing::warn!(?stop, "chaos emergency stop");
         stop
     }
 
@@ -605,12 +605,18 @@ impl ChaosEngine {
     /// Ends every scenario whose time is up, here and in the fault table; returns how many.
     /// [`run`](Self::run) calls it at each expiry.
     pub fn sweep(&self) -> usize {
-        let mut ended = self.inner.table.sweep_expired();
+        let swept = self.inner.table.sweep_expired();
         let now = Instant::now();
+        // Only what this call takes out of `live` is counted: two sweeps at once (the expiry
+        // task and a caller) both see the table's or the clock's verdict, but only one removes
+        // each scenario.
+        let mut ended = Vec::new();
         {
             let mut live = lock(&self.inner.live);
-            for id in &ended {
-                live.remove(id);
+            for id in swept {
+                if live.remove(&id).is_some() {
+                    ended.push(id);
+                }
             }
             let overdue: Vec<ScenarioId> = live
                 .iter()

@@ -119,7 +119,8 @@ impl Resources {
                 .iter()
                 .filter(|h| h.resource == resource)
                 .map(|h| h.level)
-                .sum::<f64>()
+                // Not `sum()`: an empty float sum is -0.0, which JSON would show as such.
+                .fold(0.0, |total, level| total + level)
                 .min(1.0)
         };
         let connections = self.inner.connections.counts();
@@ -506,7 +507,7 @@ impl Throttle {
             .limits
             .iter()
             .map(|(_, level, _)| level)
-            .sum::<f64>()
+            .fold(0.0, |total, level| total + level)
             .min(1.0)
     }
 

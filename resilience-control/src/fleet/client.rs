@@ -133,6 +133,31 @@ pub enum FleetFault {
     ForceOpen,
 }
 
+impl FleetFault {
+    /// Starts this fault on `engine` as scenario `name` against `target` for `duration`: how
+    /// fleet members and `POST /chaos` turn a description into a running scenario.
+    pub(crate) fn start_on(
+        self,
+        engine: &crate::chaos::ChaosEngine,
+        name: &str,
+        target: &str,
+        duration: Duration,
+    ) -> Result<resilience_core::chaos::ScenarioId, crate::chaos::ChaosEngineError> {
+        let injection = match self {
+            FleetFault::Latency { ms } => engine.inject_latency(target, Duration::from_millis(ms)),
+            FleetFault::Errors { rate, code } => {
+                engine.inject_errors(target, rate, resilience_core::chaos::ErrorCode(code))
+            }
+            FleetFault::Timeouts { after_ms } => {
+                engine.inject_timeouts(target, Duration::from_millis(after_ms))
+            }
+            FleetFault::Partition => engine.partition(target),
+            FleetFault::ForceOpen => engine.force_circuit_open(target),
+        };
+        injection.name(name).duration(duration).start()
+    }
+}
+
 /// A chaos scenario for the whole fleet, persisted so instances that start later obey it too.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -574,7 +599,7 @@ impl Fleet {
             .max_by_key(|s| severity(*s))
             .unwrap_or(HealthStatus::Unknown);
         let mean_score = (!instances.is_empty())
-            .then(|| instances.iter().map(|r| r.score).sum::<f64>() / instances.len() as f64);
+            .then(|| instances.iter().fold(0.0, |sum, r| sum + r.score) / instances.len() as f64);
         Ok(FleetHealth {
             instances,
             silent,

@@ -10,7 +10,7 @@ use resilience_core::{ForcedOpen, State};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::client::{Fleet, FleetFault, FleetScenario, InstanceReport, now_ms};
+use super::client::{Fleet, InstanceReport, now_ms};
 use crate::chaos::ChaosEngine;
 use crate::health::{HealthReport, HealthStatus};
 use crate::source::BreakerSource;
@@ -280,8 +280,14 @@ impl FleetMember {
             {
                 continue;
             }
-            match start(&engine, scenario) {
-                Ok(()) => {
+            let started = scenario.fault.start_on(
+                &engine,
+                &scenario.name,
+                &scenario.target,
+                scenario.remaining(),
+            );
+            match started {
+                Ok(_) => {
                     self.running.insert(scenario.name.clone());
                 }
                 Err(error) => {
@@ -310,29 +316,6 @@ impl FleetMember {
             }
         }
     }
-}
-
-fn start(
-    engine: &ChaosEngine,
-    scenario: &FleetScenario,
-) -> Result<(), crate::chaos::ChaosEngineError> {
-    let target = scenario.target.as_str();
-    let injection = match scenario.fault {
-        FleetFault::Latency { ms } => engine.inject_latency(target, Duration::from_millis(ms)),
-        FleetFault::Errors { rate, code } => {
-            engine.inject_errors(target, rate, resilience_core::chaos::ErrorCode(code))
-        }
-        FleetFault::Timeouts { after_ms } => {
-            engine.inject_timeouts(target, Duration::from_millis(after_ms))
-        }
-        FleetFault::Partition => engine.partition(target),
-        FleetFault::ForceOpen => engine.force_circuit_open(target),
-    };
-    injection
-        .name(scenario.name.clone())
-        .duration(scenario.remaining())
-        .start()
-        .map(|_| ())
 }
 
 /// Wakes the member whenever another instance announces a breaker transition or a chaos change;

@@ -27,6 +27,7 @@
 //! | `GET /breakers/health` | every breaker's verdict (healthy / degraded / critical) with the governance tag |
 //! | `GET /recovery` | recovery status per service |
 //! | `GET /chaos` | live scenarios with time left, and chaos metrics |
+//! | `POST /chaos` | start one scenario here: `{"name", "target", "fault": {"kind": "latency", "ms": 200}, "duration_ms"}` (admin token; 400 bad value, 409 refused) |
 //! | `POST /chaos/stop` | emergency stop (admin token) |
 //! | `POST /chaos/resume` | allow chaos again after a stop (admin token; 409 during a fleet stop) |
 //! | `DELETE /chaos/{name}` | end one scenario (admin token) |
@@ -38,6 +39,7 @@
 //! [`serve_with`]). See SECURITY.md for the threat model.
 
 mod auth;
+mod chaos;
 mod config;
 mod metrics;
 mod routes;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -13,16 +13,16 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::config::HttpConfig;
-use super::{auth, metrics};
+use super::{auth, chaos, metrics};
 use crate::ControlPlane;
 use crate::health::HealthStatus;
 
-struct AppState {
-    control: ControlPlane,
+pub(super) struct AppState {
+    pub(super) control: ControlPlane,
     metrics: Registry,
 }
 
-type Shared = State<Arc<AppState>>;
+pub(super) type Shared = State<Arc<AppState>>;
 
 /// The router for `control`'s endpoints (see the [module docs](super)), with the default
 /// [`HttpConfig`]: state-changing endpoints refused until a token is configured.
@@ -40,9 +40,10 @@ pub fn router_with(control: ControlPlane, config: &HttpConfig) -> Router {
         control,
     });
     let mutations = Router::new()
-        .route("/chaos/stop", post(chaos_stop))
-        .route("/chaos/resume", post(chaos_resume))
-        .route("/chaos/{name}", delete(chaos_end))
+        .route("/chaos", post(chaos::inject))
+        .route("/chaos/stop", post(chaos::stop))
+        .route("/chaos/resume", post(chaos::resume))
+        .route("/chaos/{name}", delete(chaos::end))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::new(config.admin_token.clone()),
             auth::require_admin,
@@ -56,7 +57,7 @@ pub fn router_with(control: ControlPlane, config: &HttpConfig) -> Router {
         .route("/breakers", get(breakers))
         .route("/breakers/health", get(breakers_health))
         .route("/recovery", get(recovery))
-        .route("/chaos", get(chaos))
+        .route("/chaos", get(chaos::list))
         .route("/metering", get(metering))
         .merge(mutations)
         .with_state(state)
@@ -202,72 +203,6 @@ async fn breakers(State(state): Shared) -> Response {
 
 async fn recovery(State(state): Shared) -> Response {
     Json(state.control.recovery().status()).into_response()
-}
-
-#[derive(Serialize)]
-struct ScenarioView {
-    id: u32,
-    name: String,
-    target: String,
-    kind: &'static str,
-    remaining_ms: u64,
-    rate: f64,
-    blast_radius: Vec<String>,
-    injections: u64,
-}
-
-async fn chaos(State(state): Shared) -> Response {
-    let Some(engine) = state.control.chaos() else {
-        return error(StatusCode::NOT_FOUND, "no chaos engine is configured here");
-    };
-    let active: Vec<ScenarioView> = engine
-        .active()
-        .into_iter()
-        .map(|a| ScenarioView {
-            id: a.id.as_u32(),
-            name: a.scenario.name().to_owned(),
-            target: a.scenario.target().to_owned(),
-            kind: a.scenario.spec().kind().as_str(),
-            remaining_ms: a.remaining.as_millis() as u64,
-            rate: a.scenario.injection_rate(),
-            blast_radius: a.scenario.radius().to_vec(),
-            injections: a.injections,
-        })
-        .collect();
-    Json(json!({
-        "active": active,
-        "metrics": engine.metrics(),
-        "governance": engine.governance(),
-    }))
-    .into_response()
-}
-
-async fn chaos_stop(State(state): Shared) -> Response {
-    match state.control.chaos() {
-        Some(engine) => Json(json!({ "stopped": engine.emergency_stop() })).into_response(),
-        None => error(StatusCode::NOT_FOUND, "no chaos engine is configured here"),
-    }
-}
-
-async fn chaos_resume(State(state): Shared) -> Response {
-    match state.control.chaos() {
-        Some(engine) => match engine.resume() {
-            Ok(()) => Json(json!({ "resumed": true })).into_response(),
-            // The fleet's stop wins over one instance's resume.
-            Err(err) => error(StatusCode::CONFLICT, err.to_string()),
-        },
-        None => error(StatusCode::NOT_FOUND, "no chaos engine is configured here"),
-    }
-}
-
-async fn chaos_end(State(state): Shared, Path(name): Path<String>) -> Response {
-    let Some(engine) = state.control.chaos() else {
-        return error(StatusCode::NOT_FOUND, "no chaos engine is configured here");
-    };
-    match engine.deactivate(&name) {
-        Ok(id) => Json(json!({ "ended": name, "id": id.as_u32() })).into_response(),
-        Err(err) => error(StatusCode::NOT_FOUND, err.to_string()),
-    }
 }
 
 async fn breakers_health(State(state): Shared) -> Response {

@@ -51,24 +51,31 @@ impl resilience_core::Governed for HookError {
 /// ```
 #[derive(Clone)]
 pub struct MeteringHooks {
-    source: Arc<dyn MeterSource>,
+    /// `None` when metering is off.
+    source: Option<Arc<dyn MeterSource>>,
     tier: Tier,
-    enabled: bool,
 }
 
 impl MeteringHooks {
     /// Hooks recording into `source` at `tier`; `enabled = false` makes every hook a no-op.
     pub fn new(source: Arc<dyn MeterSource>, tier: Tier, enabled: bool) -> Self {
         MeteringHooks {
-            source,
+            source: enabled.then_some(source),
             tier,
-            enabled,
+        }
+    }
+
+    /// Hooks that record nothing (metering turned off), with no ring behind them.
+    pub fn disabled() -> Self {
+        MeteringHooks {
+            source: None,
+            tier: Tier::Standard,
         }
     }
 
     /// Whether hooks record anything.
     pub fn enabled(&self) -> bool {
-        self.enabled
+        self.source.is_some()
     }
 
     /// Records one event.
@@ -77,10 +84,10 @@ impl MeteringHooks {
     ///
     /// [`HookError::Refused`] when the ring is full or closed (the refusal is counted there).
     pub fn record(&self, event: UsageEvent) -> Result<(), HookError> {
-        if !self.enabled {
+        let Some(source) = &self.source else {
             return Ok(());
-        }
-        self.source
+        };
+        source
             .record(event)
             .map_err(|refused| HookError::Refused(refused.reason))
     }
@@ -95,7 +102,7 @@ impl MeteringHooks {
         latency: Duration,
         compliance: f32,
     ) -> Result<(), HookError> {
-        if !self.enabled {
+        if self.source.is_none() {
             return Ok(());
         }
         let event = UsageEvent::new(tenant, agent, operation, self.tier)?
@@ -239,7 +246,7 @@ impl std::fmt::Debug for MeteringHooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MeteringHooks")
             .field("tier", &self.tier)
-            .field("enabled", &self.enabled)
+            .field("enabled", &self.enabled())
             .finish_non_exhaustive()
     }
 }

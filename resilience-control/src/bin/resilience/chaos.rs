@@ -1,6 +1,5 @@
-//! `resilience chaos list|stop|resume` against a running instance's HTTP endpoints, or with
-//! `--fleet` against the whole fleet's state in Redis, where `inject` and `end` also start and
-//! end fleet scenarios.
+//! `resilience chaos list|inject|end|stop|resume` against a running instance's HTTP endpoints,
+//! or with `--fleet` against the whole fleet's state in Redis.
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,15 +14,20 @@ use crate::Error;
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Action {
-    /// Lists live scenarios with their time left and injections.
+    /// Lists live scenarios with their time left and injections (with --fleet: the fleet's
+    /// scenarios, live instances and health).
     List,
-    /// Emergency stop: every scenario off at once, forced breakers restored.
+    /// Emergency stop: every scenario off at once, forced breakers restored, resource holds
+    /// released; chaos stays off until `resume` (with --fleet: on every instance, including
+    /// those started later).
     Stop,
-    /// Allows chaos again after an emergency stop.
+    /// Allows chaos again after an emergency stop (with --fleet: lifts the fleet's stop).
     Resume,
-    /// Starts a fleet scenario (with --fleet): persisted, so instances started later join it.
+    /// Starts a scenario on the instance at --url, checked against its chaos limits (with
+    /// --fleet: on a share of every instance, persisted so instances started later join it).
+    /// It ends on its own after --for.
     Inject(Inject),
-    /// Ends a fleet scenario by name (with --fleet).
+    /// Ends a scenario by name before its time (with --fleet: a fleet scenario).
     End {
         /// The scenario's name.
         name: String,
@@ -60,7 +64,7 @@ pub(crate) struct Inject {
     /// How long it lasts.
     #[arg(long = "for", value_parser = crate::duration, default_value = "60s")]
     duration: Duration,
-    /// At most this share of the live instances take part, in (0, 1].
+    /// With --fleet: at most this share of the live instances take part, in (0, 1].
     #[arg(long, default_value_t = 1.0)]
     share: f64,
 }
@@ -124,8 +128,17 @@ pub(crate) async fn run(action: Action, url: &str, config: Option<&Path>) -> Res
         Action::Stop => mutate(client.post(format!("{base}/chaos/stop"))),
         Action::Resume => mutate(client.post(format!("{base}/chaos/resume"))),
         Action::End { name } => mutate(client.delete(format!("{base}/chaos/{name}"))),
-        Action::Inject(_) => {
-            return Err("chaos inject starts fleet scenarios: add --fleet (one instance's scenarios are started by its code, e.g. ChaosEngine::inject_latency)".into());
+        Action::Inject(inject) => {
+            if inject.share != 1.0 {
+                return Err("--share is the fleet's blast radius: use it with --fleet".into());
+            }
+            let body = serde_json::json!({
+                "name": inject.name,
+                "target": inject.target,
+                "fault": inject.fault()?,
+                "duration_ms": inject.duration.as_millis() as u64,
+            });
+            mutate(client.post(format!("{base}/chaos"))).json(&body)
         }
     };
     let response = request.send().await.map_err(|e| {
@@ -152,7 +165,13 @@ pub(crate) async fn run(action: Action, url: &str, config: Option<&Path>) -> Res
         }
         Action::Resume => println!("chaos resumed"),
         Action::End { name } => println!("scenario {name} ended"),
-        Action::Inject(_) => {}
+        Action::Inject(inject) => println!(
+            "scenario {} on {} for {:.1}s (ends on its own; `resilience chaos end {}` ends it sooner)",
+            inject.name,
+            inject.target,
+            inject.duration.as_secs_f64(),
+            inject.name
+        ),
     }
     Ok(())
 }
@@ -240,14 +259,20 @@ pub(crate) async fn run_fleet(action: Action, config: Option<&Path>) -> Result<(
             if chaos.scenarios.is_empty() {
                 println!("no fleet scenarios");
             }
-            for scenario in &chaos.scenarios {
-                println!(
-                    "  {:<32} {:<20} share {:.2}  left {:?}",
-                    scenario.name,
-                    scenario.target,
-                    scenario.share,
-                    scenario.remaining()
-                );
+            let rows: Vec<[String; 4]> = chaos
+                .scenarios
+                .iter()
+                .map(|s| {
+                    [
+                        s.name.clone(),
+                        s.target.clone(),
+                        format!("{:.2}", s.share),
+                        format!("{:.1}s", s.remaining().as_secs_f64()),
+                    ]
+                })
+                .collect();
+            if !rows.is_empty() {
+                print!("{}", table(["NAME", "TARGET", "SHARE", "LEFT"], &rows, 2));
             }
         }
     }
@@ -274,21 +299,27 @@ fn print_list(body: &Value) {
     if active.is_empty() {
         println!("no active scenarios");
     } else {
-        println!(
-            "{:<32} {:<20} {:<20} {:>9} {:>6} {:>10}",
-            "NAME", "KIND", "TARGET", "LEFT", "RATE", "INJECTED"
+        let rows: Vec<[String; 6]> = active
+            .iter()
+            .map(|a| {
+                [
+                    a["name"].as_str().unwrap_or("?").to_owned(),
+                    a["kind"].as_str().unwrap_or("?").to_owned(),
+                    a["target"].as_str().unwrap_or("?").to_owned(),
+                    format!("{:.1}s", a["remaining_ms"].as_f64().unwrap_or(0.0) / 1000.0),
+                    format!("{:.2}", a["rate"].as_f64().unwrap_or(0.0)),
+                    a["injections"].as_u64().unwrap_or(0).to_string(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                ["NAME", "KIND", "TARGET", "LEFT", "RATE", "INJECTED"],
+                &rows,
+                3
+            )
         );
-        for a in active {
-            println!(
-                "{:<32} {:<20} {:<20} {:>8.1}s {:>6} {:>10}",
-                a["name"].as_str().unwrap_or("?"),
-                a["kind"].as_str().unwrap_or("?"),
-                a["target"].as_str().unwrap_or("?"),
-                a["remaining_ms"].as_f64().unwrap_or(0.0) / 1000.0,
-                a["rate"],
-                a["injections"]
-            );
-        }
     }
     if let Some(injections) = metrics["injections"].as_object() {
         let line: Vec<String> = injections
@@ -299,5 +330,70 @@ fn print_list(body: &Value) {
         if !line.is_empty() {
             println!("injections so far: {}", line.join(", "));
         }
+    }
+}
+
+/// Columns as wide as their widest cell; the first `text_columns` left-aligned, the rest (numbers)
+/// right-aligned.
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]], text_columns: usize) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let mut out = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            let pad = " ".repeat(width - cell.chars().count());
+            if i < text_columns {
+                out.push_str(cell);
+                if i + 1 < N {
+                    out.push_str(&pad);
+                }
+            } else {
+                out.push_str(&pad);
+                out.push_str(cell);
+            }
+        }
+        out.push('\n');
+        out
+    };
+    let mut out = line(header);
+    for row in rows {
+        out.push_str(&line(row.each_ref().map(String::as_str)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+
+    #[test]
+    fn columns_line_up_whatever_the_lengths() {
+        let rows = [
+            [
+                "a-rather-long-scenario-name-that-is-longer-than-32".to_owned(),
+                "7".to_owned(),
+            ],
+            ["x".to_owned(), "12345".to_owned()],
+        ];
+        let text = table(["NAME", "N"], &rows, 1);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.chars().count() == lines[0].chars().count()),
+            "{text}"
+        );
+        assert!(
+            lines[2].ends_with("12345") && lines[1].ends_with("    7"),
+            "{text}"
+        );
     }
 }

@@ -224,7 +224,10 @@ pub(crate) async fn run(config_path: Option<&Path>, args: Args) -> Result<(), Er
     control.shutdown().await?;
     stop_http.cancel();
     watcher.abort();
-    let ledger = parts.flusher.ledger();
+    let ledger = parts
+        .flusher
+        .as_ref()
+        .map(resilience_control::metering::MeteringFlusher::ledger);
 
     println!("\nsummary after {:.1} s", elapsed.as_secs_f64());
     let (ok, failed, shed) = dependencies.iter().fold((0, 0, 0), |(o, f, s), d| {
@@ -296,11 +299,27 @@ pub(crate) async fn run(config_path: Option<&Path>, args: Args) -> Result<(), Er
         chaos.expired,
         injected.join(", ")
     );
-    println!(
-        "  metering     {} → {}",
-        crate::serve::ledger_line(&ledger),
-        parts.destination
-    );
+    match &ledger {
+        Some(ledger) => {
+            println!(
+                "  metering     {} → {}",
+                crate::serve::ledger_line(ledger),
+                parts.destination
+            );
+            println!(
+                "               one event per call that reached its dependency (ok or failed); calls shed by an open breaker are not metered{}",
+                if ledger.inherited > 0 {
+                    format!(
+                        "; inherited {} are events an earlier run left, delivered now",
+                        ledger.inherited
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        None => println!("  metering     {}", parts.destination),
+    }
     println!(
         "\n  hot path, ns per call (each call timed alone with the TSC; includes ~10-20 ns of timer overhead):"
     );
@@ -394,8 +413,10 @@ fn control_plane(
                 .default_policy(policy)
                 .governance(config.constitutional_hash),
         )
-        .chaos(parts.chaos.clone())
-        .metering(parts.flusher.clone());
+        .chaos(parts.chaos.clone());
+    if let Some(flusher) = &parts.flusher {
+        builder = builder.metering(flusher.clone());
+    }
     for dependency in dependencies {
         // The recovery health check asks the dependency itself (here: is chaos still breaking
         // it?), off the request path.
@@ -455,14 +476,16 @@ fn progress(
         .map(|d| format!("{} {:<9}", d.name, d.breaker.state().as_str()))
         .collect();
     let active = parts.chaos.active().len();
-    let ledger = parts.flusher.ledger();
-    let metered = match parts.flusher.sink_health() {
-        SinkHealth::Up => format!("metered {}", ledger.flushed),
-        _ => format!(
-            "metering DEGRADED ({} down, {} spooled)",
-            parts.flusher.sink_name(),
-            ledger.spooled
-        ),
+    let metered = match &parts.flusher {
+        None => "metering off".to_owned(),
+        Some(flusher) => match flusher.sink_health() {
+            SinkHealth::Up => format!("metered {}", flusher.ledger().flushed),
+            _ => format!(
+                "metering DEGRADED ({} down, {} spooled)",
+                flusher.sink_name(),
+                flusher.ledger().spooled
+            ),
+        },
     };
     println!(
         "  [{:>5.1}s] {:<8} {:.2} | {} | {:>6.0} calls/s | chaos {} | {metered}",
@@ -482,21 +505,24 @@ fn progress(
 
 /// Says when metering's sink goes down (events then wait in the spool) and when it is back.
 fn metering_news(parts: &Parts, down: &mut bool) {
-    match parts.flusher.sink_health() {
+    let Some(flusher) = &parts.flusher else {
+        return;
+    };
+    match flusher.sink_health() {
         SinkHealth::Down { since, error } if !*down => {
             *down = true;
             let for_ = since.elapsed().unwrap_or_default().as_secs_f64();
             println!(
                 "  ▾ metering DEGRADED for {for_:.1}s: {} unreachable ({error}); {} events spooled so far",
-                parts.flusher.sink_name(),
-                parts.flusher.ledger().spooled
+                flusher.sink_name(),
+                flusher.ledger().spooled
             );
         }
         SinkHealth::Up if *down => {
             *down = false;
             println!(
                 "  ▴ metering back: {} answering, spool replayed",
-                parts.flusher.sink_name()
+                flusher.sink_name()
             );
         }
         _ => {}

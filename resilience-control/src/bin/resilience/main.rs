@@ -5,8 +5,8 @@
 //! resilience demo                 # a simulated service through an outage and back
 //! resilience serve -c config.toml # control plane + HTTP endpoints until Ctrl-C
 //! resilience bench                # hot-path overhead with percentiles
-//! resilience chaos list|stop      # against a running instance (--url)
-//! resilience chaos stop --fleet   # every instance, through Redis; inject|end fleet scenarios
+//! resilience chaos list|inject|end|stop|resume          # one running instance (--url)
+//! resilience chaos list|inject|end|stop|resume --fleet  # every instance, through Redis
 //! ```
 
 mod bench;
@@ -39,11 +39,14 @@ enum Command {
     /// to resilience-usage.jsonl when none is configured); ends with a summary. Ctrl-C or
     /// SIGTERM ends it early, flushing everything.
     Demo(demo::Args),
-    /// Runs the control plane and its HTTP endpoints from the configuration until Ctrl-C.
+    /// Runs the control plane and its HTTP endpoints from the configuration until Ctrl-C or
+    /// SIGTERM, then stops the loops, ends chaos and flushes metering before exiting.
     Serve,
     /// Measures the hot path (breaker, chaos check, meter record) with percentiles.
     Bench(bench::Args),
-    /// Lists or stops chaos on a running instance.
+    /// Lists, starts, ends, stops or resumes chaos: on the running instance at --url (its HTTP
+    /// endpoints; changes need its admin token in RESILIENCE_ADMIN_TOKEN), or with --fleet on
+    /// every instance through the fleet's Redis.
     Chaos {
         #[command(subcommand)]
         action: chaos::Action,

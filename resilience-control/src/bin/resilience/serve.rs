@@ -36,8 +36,10 @@ pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
         .governance(config.constitutional_hash)
         .health(config.health_config()?)
         .recovery(config.recovery_config()?)
-        .chaos(parts.chaos.clone())
-        .metering(parts.flusher.clone());
+        .chaos(parts.chaos.clone());
+    if let Some(flusher) = &parts.flusher {
+        builder = builder.metering(flusher.clone());
+    }
     let fleet = match config.fleet_config()? {
         Some(settings) => {
             let name = settings.instance_name().to_owned();
@@ -118,7 +120,9 @@ pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
         Ok(Err(join)) => return Err(join.into()),
         Err(_) => eprintln!("HTTP connections still open after 5 s; leaving them"),
     }
-    println!("metering: {}", ledger_line(&parts.flusher.ledger()));
+    if let Some(flusher) = &parts.flusher {
+        println!("metering: {}", ledger_line(&flusher.ledger()));
+    }
     Ok(())
 }
 

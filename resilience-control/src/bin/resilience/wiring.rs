@@ -34,7 +34,8 @@ pub(crate) struct Parts {
     pub(crate) registry: Arc<BreakerRegistry>,
     pub(crate) table: Arc<FaultTable>,
     pub(crate) chaos: ChaosEngine,
-    pub(crate) flusher: MeteringFlusher,
+    /// `None` when metering is off (`METERING_ENABLED=false`): no ring, no spool, no flusher.
+    pub(crate) flusher: Option<MeteringFlusher>,
     pub(crate) hooks: MeteringHooks,
     /// Where usage events go, for people (passwords redacted).
     pub(crate) destination: String,
@@ -67,6 +68,18 @@ pub(crate) async fn assemble(
         .breakers(registry.clone())
         .config(chaos)
         .build()?;
+    if !config.metering.enabled {
+        return Ok(Parts {
+            registry,
+            table,
+            chaos,
+            flusher: None,
+            hooks: MeteringHooks::disabled(),
+            destination: "off (metering.enabled / METERING_ENABLED)".to_owned(),
+            ring: "none".to_owned(),
+            notices: Vec::new(),
+        });
+    }
     let metering = config.metering_config()?;
     std::fs::create_dir_all(&metering.spool_dir)
         .map_err(|e| format!("metering.spool_dir {}: {e}", metering.spool_dir.display()))?;
@@ -135,12 +148,12 @@ pub(crate) async fn assemble(
             ledger.inherited - ledger.recovered
         ));
     }
-    let hooks = MeteringHooks::new(ring.clone(), Tier::Standard, config.metering.enabled);
+    let hooks = MeteringHooks::new(ring.clone(), Tier::Standard, true);
     Ok(Parts {
         registry,
         table,
         chaos,
-        flusher,
+        flusher: Some(flusher),
         hooks,
         destination,
         ring: ring_text,
