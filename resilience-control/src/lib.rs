@@ -81,3 +81,40 @@ pub use redact::{redact_text, redact_url};
 pub use resilience_core as core;
 pub use resilience_core::{GovernanceHash, Governed};
 pub use source::{BreakerSource, RecoverableBreaker};
+
+/// A test that runs with one chaos scenario active, ended when the test ends, also when it
+/// panics: the counterpart of the original's `@chaos_test` decorator.
+///
+/// `target` names the chaos point or breaker; one fault is required: `latency = "100ms"`,
+/// `errors = 0.5` (with `code = 503`, the default), `timeout = "2s"`, `partition` or
+/// `force_open`. Optional: `duration = "30s"` (default: the engine's maximum), `rate = 0.5`
+/// (share of calls hit), `harness = expr` (a [`ChaosHarness`](chaos::ChaosHarness) over your
+/// own fault table and breakers; default a fresh one), and `flavor = "multi_thread"` for async
+/// tests. The function takes no argument, or the harness (by value or by reference); `async`
+/// functions run on tokio (no tokio dependency of your own needed). A misspelt key, a bad
+/// duration or a share outside [0, 1] is a compile error naming it.
+///
+/// # Examples
+///
+/// In a test file (`tests/checkout.rs`; `tests/chaos_test_macro.rs` in this crate has more):
+///
+/// ```
+/// use std::time::Duration;
+/// use resilience_control::chaos::ChaosHarness;
+/// use resilience_control::chaos_test;
+/// use resilience_core::chaos::Fault;
+///
+/// #[chaos_test(latency = "100ms", target = "payments")]
+/// async fn checkout_survives_slow_payments(chaos: ChaosHarness) {
+///     let payments = chaos.point("payments");
+///     assert_eq!(chaos.table().check(payments), Some(Fault::Latency(Duration::from_millis(100))));
+/// }
+/// # fn main() {}
+/// ```
+pub use resilience_macros::chaos_test;
+
+// What `#[chaos_test]` expands to refers to: not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use tokio;
+}

@@ -34,6 +34,7 @@
 
 mod config;
 mod engine;
+mod harness;
 mod resources;
 mod scoped;
 mod table;
@@ -42,6 +43,7 @@ pub use config::ChaosConfig;
 pub use engine::{
     ChaosEngine, ChaosEngineBuilder, ChaosEngineError, ChaosMetrics, EmergencyStop, Injection,
 };
+pub use harness::{ChaosHarness, TestFault};
 pub use resources::{ConnectionGate, ConnectionPermit, ResourceUsage, Resources, Throttle};
 pub use scoped::ScopedChaos;
 pub use table::ChaosTable;
