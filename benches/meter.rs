@@ -1,5 +1,5 @@
 //! Recording usage events: our `MeterRing`, in memory and backed by a file (the crash-safe
-//! default of `serve` and `demo`), beside crossbeam's `ArrayQueue` holding the same 128-byte
+//! default of `serve` and `demo`), beside crossbeam's `ArrayQueue` holding the same 192-byte
 //! events, single producer and two producers.
 //!
 //! `cargo bench -p resilience-benches --bench meter` (the ring file goes in the system temp

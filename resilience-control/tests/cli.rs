@@ -467,7 +467,7 @@ fn bench_reports_percentiles_for_each_hot_path() {
         "breaker CLOSED: try_acquire + success",
         "breaker OPEN: rejection",
         "chaos check, nothing armed",
-        "meter record (128-byte event)",
+        "meter record (192-byte event)",
     ] {
         let line = stdout
             .lines()

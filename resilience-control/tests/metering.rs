@@ -1,6 +1,6 @@
 //! The metering pipeline against a real `redis-server` started by each test on a free port:
 //! order and content, a Redis killed and restarted mid-stream, a process restart replaying its spool,
-//! corrupt spool files, a full spool, exactly-once retries, JSONL, hooks, and shutdown.
+//! corrupt spool files, a full spool, exactly-once retries, JSONL, and shutdown (hooks: `metering_hooks.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on bad setup
 
 mod support;
@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use resilience_control::ControlPlane;
 use resilience_control::metering::{
-    Batch, EventRecord, HookError, JsonlSink, MeterSink, MeteringConfig, MeteringFlusher,
-    MeteringHooks, MeteringLedger, RedisStreamSink, Spool,
+    Batch, EventRecord, JsonlSink, MeterSink, MeteringConfig, MeteringFlusher, MeteringLedger,
+    RedisStreamSink, Spool,
 };
 use resilience_core::BreakerRegistry;
-use resilience_core::meter::{MeterError, MeterRing, Operation, Tier, UsageEvent};
+use resilience_core::meter::{MeterRing, Operation, Tier, UsageEvent};
 use support::{RedisServer, TempDir, free_port};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -519,68 +519,6 @@ async fn the_jsonl_sink_is_the_embedded_default() {
         (0..120).collect::<Vec<_>>()
     );
     assert_eq!(lines[0].constitutional_hash, "cdd01ef066bc6cf2");
-}
-
-#[tokio::test(start_paused = true)]
-async fn hooks_record_each_operation_and_metered_times_the_work() {
-    let ring = Arc::new(MeterRing::with_capacity(64).unwrap());
-    let hooks = MeteringHooks::new(ring.clone(), Tier::Enterprise, true);
-    hooks
-        .on_constitutional_validation("t", "a", Duration::from_micros(10), 0.99)
-        .unwrap();
-    hooks
-        .on_agent_message("t", "a", 128, Duration::from_micros(20))
-        .unwrap();
-    hooks
-        .on_policy_evaluation("t", "a", Duration::from_micros(30), 1.0)
-        .unwrap();
-    hooks
-        .on_deliberation_request("t", "a", 64, Duration::from_micros(40))
-        .unwrap();
-    hooks
-        .on_hitl_approval("t", "a", Duration::from_secs(90))
-        .unwrap();
-    let out = hooks
-        .metered(Operation::Other(9), "t", "a", async {
-            tokio::time::sleep(Duration::from_millis(25)).await;
-            7
-        })
-        .await;
-    assert_eq!(out, 7);
-    let mut events = Vec::new();
-    ring.drain_into(&mut events, 100);
-    let ops: Vec<Operation> = events.iter().map(|e| e.operation).collect();
-    assert_eq!(
-        ops,
-        [
-            Operation::ConstitutionalValidation,
-            Operation::AgentMessage,
-            Operation::PolicyEvaluation,
-            Operation::DeliberationRequest,
-            Operation::HitlApproval,
-            Operation::Other(9)
-        ]
-    );
-    assert!(events.iter().all(|e| e.tier == Tier::Enterprise));
-    assert_eq!(events[5].latency_us, 25_000, "the work's own duration");
-    assert_eq!(events[4].latency_us, 90_000_000);
-    // Bad input is a typed error naming the field; metering never fails the work.
-    let long = "x".repeat(44);
-    assert!(matches!(
-        hooks.on_agent_message(&long, "a", 1, Duration::ZERO),
-        Err(HookError::Invalid(MeterError::Invalid {
-            field: "tenant",
-            ..
-        }))
-    ));
-    assert!(
-        hooks
-            .on_policy_evaluation("t", "a", Duration::ZERO, 2.0)
-            .is_err()
-    );
-    let off = MeteringHooks::new(ring.clone(), Tier::Free, false);
-    off.on_agent_message("t", "a", 1, Duration::ZERO).unwrap();
-    assert_eq!(ring.ledger().offered, 6, "disabled hooks record nothing");
 }
 
 #[tokio::test]

@@ -107,7 +107,7 @@ fn bad_values_are_typed_errors_naming_the_field() {
     assert_eq!(f, "capacity");
     // 43 bytes is the inline limit.
     assert!(UsageEvent::new(&"y".repeat(43), "a", Operation::Other(7), Tier::Enterprise).is_ok());
-    assert_eq!(std::mem::size_of::<UsageEvent>(), 128, "two cache lines");
+    assert_eq!(std::mem::size_of::<UsageEvent>(), 192, "three cache lines");
 }
 
 #[test]

@@ -218,11 +218,10 @@ fn a_damaged_event_becomes_a_void_that_is_skipped_and_not_counted() {
             ring.record(event(i)).unwrap();
         }
     }
-    // Slot 1's tier byte (header page, then 8-byte stamp, then the event; the tier follows
-    // the two 44-byte ids and the 4-byte operation).
+    // Slot 1's tier byte (header page, then 8-byte stamp, then the event).
     let slot = size_of::<UsageEvent>() + 8;
     let mut bytes = std::fs::read(dir.ring()).unwrap();
-    bytes[4096 + slot + 8 + 92] = 200;
+    bytes[4096 + slot + 8 + std::mem::offset_of!(UsageEvent, tier)] = 200;
     std::fs::write(dir.ring(), &bytes).unwrap();
     let ring = MeterRing::open(dir.ring(), 8).unwrap();
     let ledger = ring.ledger();

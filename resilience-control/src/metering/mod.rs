@@ -85,7 +85,7 @@ mod spool;
 
 pub use config::MeteringConfig;
 pub use flusher::{MeterSource, MeteringError, MeteringFlusher};
-pub use hooks::{HookError, MeteringHooks};
+pub use hooks::{DEFAULT_TENANT, HookError, HookEvent, MeteringHooks, Verdict};
 pub use ledger::{MeteringLedger, SinkHealth};
 pub use record::{Batch, EventRecord};
 pub use redis::{Durability, RedisStreamSink, StreamTrim};

@@ -1,6 +1,6 @@
 //! The wire form of a usage event: what sinks write and the spool keeps.
 
-use resilience_core::meter::{Drained, EventId, Operation, UsageEvent};
+use resilience_core::meter::{Drained, EventId, Operation, Outcome, UsageEvent};
 use serde::{Deserialize, Serialize};
 
 /// One usage event, as written to Redis, JSONL files and the spool.
@@ -20,6 +20,18 @@ pub struct EventRecord {
     pub latency_us: u32,
     /// Compliance score in [0, 1].
     pub compliance_score: f32,
+    /// How it ended (`success` or `failure`); absent when not said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Who else took part (a target agent, a policy, an approver); absent when nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterpart: Option<String>,
+    /// A short word about it (a message type, a decision); absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// A deliberation's impact score in [0, 1]; absent when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impact_score: Option<f32>,
     /// When it was recorded, in milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
     /// Governance tag (16 hex digits).
@@ -54,11 +66,19 @@ impl EventRecord {
             tokens: event.tokens,
             latency_us: event.latency_us,
             compliance_score: event.compliance_score,
+            outcome: (event.outcome != Outcome::Unknown).then(|| event.outcome.as_str().to_owned()),
+            counterpart: text(event.counterpart.as_str()),
+            label: text(event.label.as_str()),
+            impact_score: (event.impact_score != 0.0).then_some(event.impact_score),
             timestamp_ms: unix_nanos / 1_000_000,
             constitutional_hash: event.governance.to_string(),
             event_id: None,
         }
     }
+}
+
+fn text(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
 }
 
 /// A batch of records, oldest first. Sinks apply each record's

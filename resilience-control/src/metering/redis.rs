@@ -270,7 +270,7 @@ impl RedisStreamSink {
     }
 
     fn xadd(&self, record: &EventRecord) -> redis::Cmd {
-        let mut xadd = redis::Cmd::with_capacity(23, 288);
+        let mut xadd = redis::Cmd::with_capacity(31, 384);
         xadd.arg("XADD")
             .arg(&self.stream)
             .arg("*")
@@ -292,6 +292,19 @@ impl RedisStreamSink {
             .arg(record.timestamp_ms)
             .arg("constitutional_hash")
             .arg(&record.constitutional_hash);
+        let details = [
+            ("outcome", record.outcome.as_deref()),
+            ("counterpart", record.counterpart.as_deref()),
+            ("label", record.label.as_deref()),
+        ];
+        for (field, value) in details {
+            if let Some(value) = value {
+                xadd.arg(field).arg(value);
+            }
+        }
+        if let Some(score) = record.impact_score {
+            xadd.arg("impact_score").arg(score);
+        }
         if let Some(id) = record.event_id {
             xadd.arg("event_id").arg(id.to_string());
         }

@@ -22,7 +22,7 @@ mod lock;
 mod ring;
 
 pub use drained::{Drained, EventId, EventIdParseError};
-pub use event::{InlineId, MAX_ID_LEN, Operation, Tier, UsageEvent};
+pub use event::{InlineId, Label, MAX_ID_LEN, MAX_LABEL_LEN, Operation, Outcome, Tier, UsageEvent};
 pub use lock::{LockError, LockFile};
 pub use ring::{MeterRing, RefuseReason, Refused, RingLedger};
 

@@ -144,7 +144,7 @@ pub(crate) fn run(args: &Args) -> Result<(), Error> {
     );
     let mut n = 0u32;
     row(
-        "meter record (128-byte event)",
+        "meter record (192-byte event)",
         &sample_with(
             d,
             &clock,

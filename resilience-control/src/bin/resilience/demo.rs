@@ -16,6 +16,7 @@ use resilience_control::metering::SinkHealth;
 use resilience_control::recovery::{RecoveryConfig, RecoveryPolicy, RecoveryStrategy};
 use resilience_control::{ControlPlane, ResilienceConfig, http};
 use resilience_core::chaos::{ChaosPoint, ErrorCode, Fault, FaultTable};
+use resilience_core::meter::{Operation, Outcome};
 use resilience_core::{BreakerConfig, CircuitBreaker, State};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -612,7 +613,12 @@ async fn worker(
         } else {
             permit.failure();
         }
-        let _ = hooks.on_agent_message("demo-tenant", dependency.name, 256, took);
+        let _ = hooks
+            .event(Operation::AgentMessage, "demo-tenant", dependency.name)
+            .tokens(256)
+            .latency(took)
+            .outcome(Outcome::of(success))
+            .record();
         let t3 = clock.raw();
         let (before, after) = (clock.delta_as_nanos(t0, t1), clock.delta_as_nanos(t2, t3));
         timings.before.saturating_record(before.max(1));

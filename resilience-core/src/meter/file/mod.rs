@@ -8,6 +8,7 @@
 //! 32     layout fingerprint: sizes and field offsets of `UsageEvent`, byte-order mark
 //! 80     epoch (u64): names this ring's events for ever, across restarts
 //! 88     runs: (first sequence, Unix time of the clock's zero) per process that used the file
+//! 4000   layout fingerprint, continued: offsets of the fields added in layout 2
 //! 4096   capacity × slot: stamp (u64), `UsageEvent` (`repr(C)`)
 //! ```
 //!
@@ -25,19 +26,21 @@
 //!
 //! Values are read back field by field from bytes, validated, and rebuilt with the checked
 //! constructors, so a damaged or foreign file yields errors or voids, never an invalid value.
+//! A file an earlier build wrote in another event layout is read in that layout and rewritten
+//! in this one ([`layout`]).
 #![allow(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::mem::offset_of;
 use std::path::{Path, PathBuf};
 
+mod layout;
+
+use self::layout::{Layout, put, u32_at, u64_at};
 use super::MeterError;
-use super::event::{InlineId, MAX_ID_LEN, Operation, Tier, UsageEvent};
+use super::event::UsageEvent;
 use super::lock::{LockError, LockFile};
-use crate::clock::Nanos;
-use crate::governance::GovernanceHash;
 use crate::ring::{Ring, Slot, count, one_lap, position};
 
 const MAGIC: [u8; 8] = *b"RSLMETR1";
@@ -48,45 +51,17 @@ pub(crate) const HEADER_LEN: usize = 4096;
 /// next run's clock, which can only make them look later).
 const MAX_RUNS: usize = 200;
 const RUNS_AT: usize = 96;
+/// The fingerprint's words for fields added in layout 2 (zero in a layout-1 file).
+const DETAILS_AT: usize = 4000;
 
-const SLOT: usize = size_of::<Slot<UsageEvent>>();
-const VALUE: usize = offset_of!(Slot<UsageEvent>, value);
-const EVENT: usize = size_of::<UsageEvent>();
-const TENANT: usize = offset_of!(UsageEvent, tenant);
-const AGENT: usize = offset_of!(UsageEvent, agent);
-const OPERATION: usize = offset_of!(UsageEvent, operation);
-const TIER: usize = offset_of!(UsageEvent, tier);
-const TOKENS: usize = offset_of!(UsageEvent, tokens);
-const LATENCY: usize = offset_of!(UsageEvent, latency_us);
-const SCORE: usize = offset_of!(UsageEvent, compliance_score);
-const AT: usize = offset_of!(UsageEvent, at);
-const GOVERNANCE: usize = offset_of!(UsageEvent, governance);
-const ID_LEN: usize = offset_of!(InlineId, len);
-const ID_BYTES: usize = offset_of!(InlineId, bytes);
-/// An `InlineId` length no real id has: marks a void slot in the file.
-const VOID_LEN: u8 = u8::MAX;
-
-const _: () = assert!(RUNS_AT + MAX_RUNS * 16 <= HEADER_LEN);
+const _: () = assert!(RUNS_AT + MAX_RUNS * 16 <= DETAILS_AT);
+const _: () = assert!(DETAILS_AT + 16 <= HEADER_LEN);
 const _: () = assert!(HEADER_LEN.is_multiple_of(align_of::<Slot<UsageEvent>>()));
-const _: () = assert!(SLOT.is_multiple_of(align_of::<Slot<UsageEvent>>()));
-
-/// What a build's slots look like; a file written by a build whose layout differs is refused.
-fn fingerprint() -> [u32; 12] {
-    [
-        SLOT as u32,
-        EVENT as u32,
-        TENANT as u32,
-        AGENT as u32,
-        OPERATION as u32,
-        TIER as u32,
-        TOKENS as u32,
-        LATENCY as u32,
-        SCORE as u32,
-        AT as u32,
-        GOVERNANCE as u32,
-        0x0102_0304, // byte-order mark
-    ]
-}
+const _: () = assert!(
+    Layout::CURRENT
+        .slot
+        .is_multiple_of(align_of::<Slot<UsageEvent>>())
+);
 
 /// A process's use of the file: events from `first_seq` on carry times on a clock whose zero
 /// was `unix_base` nanoseconds after the Unix epoch.
@@ -123,31 +98,20 @@ fn file_error(path: &Path, reason: impl core::fmt::Display) -> MeterError {
     }
 }
 
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    let mut b = [0; 4];
-    b.copy_from_slice(&bytes[at..at + 4]);
-    u32::from_ne_bytes(b)
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    let mut b = [0; 8];
-    b.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_ne_bytes(b)
-}
-
-fn put(bytes: &mut [u8], at: usize, value: &[u8]) {
-    bytes[at..at + value.len()].copy_from_slice(value);
-}
-
 fn encode_header(header: &Header, out: &mut [u8]) {
     put(out, 0, &MAGIC);
     put(out, 8, &VERSION.to_ne_bytes());
     put(out, 12, &(HEADER_LEN as u32).to_ne_bytes());
     put(out, 16, &(header.capacity as u64).to_ne_bytes());
-    put(out, 24, &(SLOT as u32).to_ne_bytes());
-    put(out, 28, &(VALUE as u32).to_ne_bytes());
-    for (i, v) in fingerprint().iter().enumerate() {
+    let layout = Layout::CURRENT;
+    put(out, 24, &(layout.slot as u32).to_ne_bytes());
+    put(out, 28, &(layout.value as u32).to_ne_bytes());
+    let (base, details) = layout.fingerprint();
+    for (i, v) in base.iter().enumerate() {
         put(out, 32 + 4 * i, &v.to_ne_bytes());
+    }
+    for (i, v) in details.iter().enumerate() {
+        put(out, DETAILS_AT + 4 * i, &v.to_ne_bytes());
     }
     put(out, 80, &header.epoch.to_ne_bytes());
     put(out, 88, &(header.runs.len() as u32).to_ne_bytes());
@@ -157,7 +121,8 @@ fn encode_header(header: &Header, out: &mut [u8]) {
     }
 }
 
-fn decode_header(bytes: &[u8]) -> Result<Header, String> {
+/// The header, and the layout its slots were written in.
+fn decode_header(bytes: &[u8]) -> Result<(Header, Layout), String> {
     if bytes.len() < HEADER_LEN || bytes[..8] != MAGIC {
         return Err("not a meter ring file (bad magic)".into());
     }
@@ -167,17 +132,21 @@ fn decode_header(bytes: &[u8]) -> Result<Header, String> {
             "format version {version}, this build reads {VERSION}"
         ));
     }
-    let expected = fingerprint();
-    let found: Vec<u32> = (0..12).map(|i| u32_at(bytes, 32 + 4 * i)).collect();
-    if u32_at(bytes, 24) as usize != SLOT
-        || u32_at(bytes, 28) as usize != VALUE
-        || found != expected
-    {
+    let base: Vec<u32> = (0..12).map(|i| u32_at(bytes, 32 + 4 * i)).collect();
+    let details: Vec<u32> = (0..4).map(|i| u32_at(bytes, DETAILS_AT + 4 * i)).collect();
+    let Some(layout) = Layout::KNOWN.into_iter().find(|layout| {
+        let (b, d) = layout.fingerprint();
+        u32_at(bytes, 24) as usize == layout.slot
+            && u32_at(bytes, 28) as usize == layout.value
+            && base == b
+            && details == d
+    }) else {
         return Err(format!(
-            "written by a build with another event layout ({found:?}, this build {expected:?}); \
-             deliver it with that build or move it away"
+            "written by a build with an event layout this one does not know ({base:?} {details:?}, \
+             this build writes {:?}); deliver it with that build or move it away",
+            Layout::CURRENT.fingerprint()
         ));
-    }
+    };
     let capacity = u64_at(bytes, 16);
     if capacity == 0 || capacity > 1 << 24 {
         return Err(format!("capacity {capacity} out of range"));
@@ -192,82 +161,14 @@ fn decode_header(bytes: &[u8]) -> Result<Header, String> {
             unix_base: u64_at(bytes, RUNS_AT + 16 * i + 8),
         })
         .collect();
-    Ok(Header {
-        capacity: capacity as usize,
-        epoch: u64_at(bytes, 80),
-        runs,
-    })
-}
-
-fn encode_id(out: &mut [u8], at: usize, id: &InlineId) {
-    out[at + ID_LEN] = id.len;
-    put(out, at + ID_BYTES, &id.bytes);
-}
-
-fn decode_id(value: &[u8], at: usize) -> Option<InlineId> {
-    let len = usize::from(value[at + ID_LEN]);
-    if len > MAX_ID_LEN {
-        return None;
-    }
-    let text = core::str::from_utf8(&value[at + ID_BYTES..at + ID_BYTES + len]).ok()?;
-    InlineId::new(text).ok()
-}
-
-/// Writes `event` into a slot's value bytes exactly as a typed store would lay it out.
-fn encode_event(event: &UsageEvent, out: &mut [u8]) {
-    encode_id(out, TENANT, &event.tenant);
-    encode_id(out, AGENT, &event.agent);
-    // `repr(u16)` enum with fields: the tag first, then the payload (RFC 2195).
-    let (tag, code): (u16, u16) = match event.operation {
-        Operation::ConstitutionalValidation => (0, 0),
-        Operation::AgentMessage => (1, 0),
-        Operation::PolicyEvaluation => (2, 0),
-        Operation::DeliberationRequest => (3, 0),
-        Operation::HitlApproval => (4, 0),
-        Operation::Other(code) => (5, code),
-    };
-    put(out, OPERATION, &tag.to_ne_bytes());
-    put(out, OPERATION + 2, &code.to_ne_bytes());
-    out[TIER] = event.tier as u8;
-    put(out, TOKENS, &event.tokens.to_ne_bytes());
-    put(out, LATENCY, &event.latency_us.to_ne_bytes());
-    put(out, SCORE, &event.compliance_score.to_bits().to_ne_bytes());
-    put(out, AT, &event.at.as_nanos().to_ne_bytes());
-    put(out, GOVERNANCE, &event.governance.as_u64().to_ne_bytes());
-}
-
-/// Reads an event back from a slot's value bytes; `None` when any field is invalid.
-fn decode_event(value: &[u8]) -> Option<UsageEvent> {
-    let tenant = decode_id(value, TENANT)?;
-    let agent = decode_id(value, AGENT)?;
-    let mut tag = [0; 2];
-    tag.copy_from_slice(&value[OPERATION..OPERATION + 2]);
-    let mut code = [0; 2];
-    code.copy_from_slice(&value[OPERATION + 2..OPERATION + 4]);
-    let operation = match u16::from_ne_bytes(tag) {
-        0 => Operation::ConstitutionalValidation,
-        1 => Operation::AgentMessage,
-        2 => Operation::PolicyEvaluation,
-        3 => Operation::DeliberationRequest,
-        4 => Operation::HitlApproval,
-        5 => Operation::Other(u16::from_ne_bytes(code)),
-        _ => return None,
-    };
-    let tier = match value[TIER] {
-        0 => Tier::Free,
-        1 => Tier::Standard,
-        2 => Tier::Premium,
-        3 => Tier::Enterprise,
-        _ => return None,
-    };
-    let mut event = UsageEvent::from_ids(tenant, agent, operation, tier)
-        .compliance_score(f32::from_bits(u32_at(value, SCORE)))
-        .ok()?;
-    event.tokens = u32_at(value, TOKENS);
-    event.latency_us = u32_at(value, LATENCY);
-    event.at = Nanos::from_nanos(u64_at(value, AT));
-    event.governance = GovernanceHash::from_u64(u64_at(value, GOVERNANCE));
-    Some(event)
+    Ok((
+        Header {
+            capacity: capacity as usize,
+            epoch: u64_at(bytes, 80),
+            runs,
+        },
+        layout,
+    ))
 }
 
 /// A random 64-bit epoch: std's hash keys come from the OS's randomness once per thread, and
@@ -297,9 +198,9 @@ struct Recovered {
 }
 
 fn recover(path: &Path, bytes: &[u8]) -> Result<Recovered, MeterError> {
-    let header = decode_header(bytes).map_err(|reason| file_error(path, reason))?;
+    let (header, layout) = decode_header(bytes).map_err(|reason| file_error(path, reason))?;
     let capacity = header.capacity;
-    let expected = HEADER_LEN + capacity * SLOT;
+    let expected = HEADER_LEN + capacity * layout.slot;
     if bytes.len() != expected {
         return Err(file_error(
             path,
@@ -313,12 +214,13 @@ fn recover(path: &Path, bytes: &[u8]) -> Result<Recovered, MeterError> {
     let mut published = Vec::new();
     let mut next_seq = 0u64;
     for i in 0..capacity {
-        let at = HEADER_LEN + i * SLOT;
+        let at = HEADER_LEN + i * layout.slot;
         let stamp = u64_at(bytes, at);
         let index = (stamp & (lap - 1)) as usize;
         if index == i + 1 {
             let seq = count(stamp - 1, capacity);
-            published.push((seq, decode_event(&bytes[at + VALUE..at + VALUE + EVENT])));
+            let value = at + layout.value..at + layout.value + layout.event;
+            published.push((seq, layout.decode(&bytes[value])));
             next_seq = next_seq.max(seq + 1);
         } else if index == i {
             // Free for position `stamp`: the position one lap before it was claimed (if any).
@@ -397,7 +299,8 @@ pub(crate) fn open(path: &Path, capacity: usize, unix_base: u64) -> Result<Opene
         runs.drain(..runs.len() - MAX_RUNS);
     }
 
-    let mut bytes = vec![0u8; HEADER_LEN + capacity * SLOT];
+    let layout = Layout::CURRENT;
+    let mut bytes = vec![0u8; HEADER_LEN + capacity * layout.slot];
     encode_header(
         &Header {
             capacity,
@@ -411,16 +314,16 @@ pub(crate) fn open(path: &Path, capacity: usize, unix_base: u64) -> Result<Opene
     let mut voids = Vec::new();
     for seq in head_seq..head_seq + capacity as u64 {
         let pos = position(seq, capacity);
-        let at = HEADER_LEN + (pos & (lap - 1)) as usize * SLOT;
-        let value = at + VALUE..at + VALUE + EVENT;
+        let at = HEADER_LEN + (pos & (lap - 1)) as usize * layout.slot;
+        let value = at + layout.value..at + layout.value + layout.event;
         if seq < tail_seq {
             put(&mut bytes, at, &(pos + 1).to_ne_bytes());
             while events.next_if(|(s, _)| *s < seq).is_some() {}
             match events.next_if(|(s, _)| *s == seq) {
-                Some((_, Some(event))) => encode_event(&event, &mut bytes[value]),
+                Some((_, Some(event))) => layout.encode(&event, &mut bytes[value]),
                 _ => {
                     voids.push(seq);
-                    bytes[value.start + TENANT + ID_LEN] = VOID_LEN;
+                    layout.mark_void(&mut bytes[value]);
                 }
             }
         } else {
@@ -484,25 +387,103 @@ pub(crate) fn lock_path(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::meter::{MeterRing, Operation, Tier};
 
-    #[test]
-    fn an_event_survives_encode_and_decode() {
-        let event = UsageEvent::new("tenant-ä", "agent", Operation::Other(7), Tier::Premium)
-            .unwrap()
-            .tokens(99)
-            .compliance_score(0.25)
-            .unwrap();
-        let mut bytes = [0u8; EVENT];
-        encode_event(&event, &mut bytes);
-        assert_eq!(decode_event(&bytes), Some(event));
-        bytes[TIER] = 9;
-        assert_eq!(decode_event(&bytes), None, "a bad tier is refused");
+    /// A ring file as a layout-1 build left it: `events` published at sequences `0..`, the rest
+    /// of the slots free for their next positions.
+    fn layout_one_file(epoch: u64, capacity: usize, events: &[UsageEvent]) -> Vec<u8> {
+        let v1 = Layout::V1;
+        let mut bytes = vec![0u8; HEADER_LEN + capacity * v1.slot];
+        put(&mut bytes, 0, &MAGIC);
+        put(&mut bytes, 8, &VERSION.to_ne_bytes());
+        put(&mut bytes, 12, &(HEADER_LEN as u32).to_ne_bytes());
+        put(&mut bytes, 16, &(capacity as u64).to_ne_bytes());
+        put(&mut bytes, 24, &(v1.slot as u32).to_ne_bytes());
+        put(&mut bytes, 28, &(v1.value as u32).to_ne_bytes());
+        for (i, v) in v1.fingerprint().0.iter().enumerate() {
+            put(&mut bytes, 32 + 4 * i, &v.to_ne_bytes());
+        }
+        put(&mut bytes, 80, &epoch.to_ne_bytes());
+        put(&mut bytes, 88, &1u32.to_ne_bytes());
+        put(&mut bytes, RUNS_AT, &0u64.to_ne_bytes());
+        put(
+            &mut bytes,
+            RUNS_AT + 8,
+            &1_700_000_000_000_000_000u64.to_ne_bytes(),
+        );
+        let lap = one_lap(capacity);
+        for seq in 0..capacity as u64 {
+            let pos = position(seq, capacity);
+            let at = HEADER_LEN + (pos & (lap - 1)) as usize * v1.slot;
+            match events.get(seq as usize) {
+                Some(event) => {
+                    put(&mut bytes, at, &(pos + 1).to_ne_bytes());
+                    let value = at + v1.value..at + v1.value + v1.event;
+                    v1.encode(event, &mut bytes[value]);
+                }
+                None => put(&mut bytes, at, &pos.to_ne_bytes()),
+            }
+        }
+        bytes
     }
 
     #[test]
-    fn a_void_marker_never_decodes() {
-        let mut bytes = [0u8; EVENT];
-        bytes[TENANT + ID_LEN] = VOID_LEN;
-        assert_eq!(decode_event(&bytes), None);
+    fn a_ring_file_from_a_layout_one_build_is_recovered_and_rewritten() {
+        let dir = std::env::temp_dir().join(format!("meter-layout-one-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("meter.ring");
+        let events: Vec<UsageEvent> = (0..5)
+            .map(|i| {
+                UsageEvent::new(
+                    "tenant",
+                    &format!("agent-{i}"),
+                    Operation::AgentMessage,
+                    Tier::Premium,
+                )
+                .unwrap()
+                .tokens(i)
+            })
+            .collect();
+        std::fs::write(&path, layout_one_file(0xabcd, 8, &events)).unwrap();
+
+        let ring = MeterRing::open(&path, 8).unwrap();
+        assert_eq!(
+            ring.epoch(),
+            0xabcd,
+            "the epoch, and so every event id, carries over"
+        );
+        let mut out = Vec::new();
+        while ring.drain_held(&mut out, 8) > 0 {}
+        let agents: Vec<String> = out.iter().map(|d| d.event.agent.to_string()).collect();
+        assert_eq!(
+            agents,
+            ["agent-0", "agent-1", "agent-2", "agent-3", "agent-4"]
+        );
+        assert_eq!(out[3].event.tokens, 3);
+        assert_eq!(
+            out.iter().map(|d| d.id.seq).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        drop(ring);
+        // Rewritten in this build's layout: opening again still finds them, held.
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), HEADER_LEN + 8 * Layout::CURRENT.slot);
+        let ring = MeterRing::open(&path, 8).unwrap();
+        let mut again = Vec::new();
+        while ring.drain_held(&mut again, 8) > 0 {}
+        assert_eq!(again.len(), 5);
+        drop(ring);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_unknown_layout_is_refused_by_name() {
+        let mut bytes = layout_one_file(1, 8, &[]);
+        put(&mut bytes, 32 + 4 * 3, &77u32.to_ne_bytes());
+        let Err(err) = decode_header(&bytes) else {
+            panic!("an unknown layout was accepted");
+        };
+        assert!(err.contains("event layout this one does not know"), "{err}");
     }
 }
