@@ -26,6 +26,9 @@
 //!   futures.
 //! * [`BreakerRegistry`]: named breakers, lock-free lookup, first configuration wins.
 //! * [`EventChannel`]: bounded lock-free channel of [`BreakerEvent`]s for the control plane.
+//! * [`Bulkhead`](bulkhead::Bulkhead) ([`bulkhead`]): a concurrency limit in one atomic word
+//!   (limit and calls in flight together), refusing at once when full; the slot comes back when
+//!   the permit drops, so panics and cancelled futures free theirs too.
 //! * [`FaultTable`] ([`chaos`]): armed chaos scenarios checked per call with
 //!   [`check`](FaultTable::check), with hard safety bounds and an emergency stop.
 //! * [`MeterRing`] ([`meter`]): fixed-size [`UsageEvent`]s handed to the control plane's flusher;
@@ -36,15 +39,16 @@
 //!
 //! # Guarantees
 //!
-//! On every call path (`try_acquire`, the outcome methods, `call`, `FaultTable::check`,
-//! `MeterRing::record`): no heap allocation, no lock,
-//! no syscall, and no OS clock read (time is one atomic load of the [`CoarseClock`]), unless the
-//! `slow-call-timing` feature is used with a slow-call policy. CLOSED admission is one atomic
-//! load; OPEN rejection one atomic load plus one clock load; transitions one CAS; a chaos check
-//! with nothing armed one atomic load. Proofs: the `no_alloc` test (counting allocator), loom
-//! models of every lock-free protocol (state word, half-open permits, ring, seqlocked fault
-//! slots), and fuzz targets checking the breaker, the fault table and the meter ring against
-//! reference models. Figures and limits are in [`docs`].
+//! On every call path (`try_acquire`, the outcome methods, `call`, `Bulkhead::try_acquire`,
+//! `FaultTable::check`, `MeterRing::record`): no heap allocation, no lock, no syscall, and no OS
+//! clock read (time is one atomic load of the [`CoarseClock`]), unless the `slow-call-timing`
+//! feature is used with a slow-call policy. CLOSED admission is one atomic load; OPEN rejection
+//! one atomic load plus one clock load; transitions one CAS; a chaos check with nothing armed one
+//! atomic load; bulkhead admission one CAS and its release one `fetch_sub`. Proofs: the
+//! `no_alloc` test (counting allocator), loom models of every lock-free protocol (state word,
+//! half-open permits, ring, seqlocked fault slots, the bulkhead's word), and fuzz targets
+//! checking the breaker, the fault table, the meter ring and the bulkhead against reference
+//! models. Figures and limits are in [`docs`].
 //!
 //! # Features
 //!
@@ -59,6 +63,7 @@
 #![warn(missing_docs)]
 
 mod breaker;
+pub mod bulkhead;
 pub mod chaos;
 mod clock;
 pub mod docs;

@@ -6,5 +6,6 @@
 //! committed fuzz corpus on stable.
 
 pub mod breaker_model;
+pub mod bulkhead_model;
 pub mod fault_table_model;
 pub mod meter_model;

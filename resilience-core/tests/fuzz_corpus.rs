@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use resilience_core::State;
 use resilience_core::testing::breaker_model::{Coverage, run};
-use resilience_core::testing::{fault_table_model, meter_model};
+use resilience_core::testing::{bulkhead_model, fault_table_model, meter_model};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -87,6 +87,29 @@ fn meter_ring_corpus_replays_clean() {
     }
     assert!(
         total.refused_full > 0 && total.refused_closed > 0 && total.drained > 0,
+        "{total:?}"
+    );
+}
+
+#[test]
+fn bulkhead_corpus_replays_clean() {
+    let inputs = corpus("bulkhead");
+    assert!(
+        inputs.len() >= 20,
+        "the committed corpus is missing or tiny: {}",
+        inputs.len()
+    );
+    let mut total = bulkhead_model::Coverage::default();
+    for (path, bytes) in &inputs {
+        let coverage = std::panic::catch_unwind(|| bulkhead_model::run(bytes))
+            .unwrap_or_else(|_| panic!("corpus input {} diverged from the model", path.display()));
+        total.merge(&coverage);
+    }
+    assert!(
+        total.admitted > 0
+            && total.refused > 0
+            && total.limit_changes.iter().all(|&n| n > 0)
+            && total.refused_over_limit > 0,
         "{total:?}"
     );
 }

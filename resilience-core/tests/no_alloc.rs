@@ -246,6 +246,38 @@ fn async_calls_are_allocation_free() {
     });
 }
 
+#[test]
+fn bulkhead_paths_are_allocation_free() {
+    let bulkhead = Arc::new(
+        resilience_core::bulkhead::Bulkhead::builder("pool")
+            .max_concurrent(2)
+            .build()
+            .unwrap(),
+    );
+    assert_no_alloc("bulkhead admit and release", || {
+        drop(bulkhead.try_acquire().unwrap())
+    });
+    assert_no_alloc("bulkhead owned permit", || {
+        drop(bulkhead.try_acquire_owned().unwrap())
+    });
+    assert_no_alloc("bulkhead call", || {
+        assert_eq!(bulkhead.call(|| 7).unwrap(), 7)
+    });
+    assert_no_alloc("bulkhead call_async", || {
+        assert_eq!(poll_ready(bulkhead.call_async(|| async { 7 })).unwrap(), 7)
+    });
+    let _held = (
+        bulkhead.try_acquire().unwrap(),
+        bulkhead.try_acquire().unwrap(),
+    );
+    assert_no_alloc("bulkhead full: rejection", || {
+        assert!(bulkhead.try_acquire().is_err())
+    });
+    assert_no_alloc("bulkhead full: call_async rejected", || {
+        assert!(poll_ready(bulkhead.call_async(|| async { 7 })).is_err())
+    });
+}
+
 #[cfg(feature = "tower")]
 #[test]
 fn tower_layers_are_allocation_free() {

@@ -23,6 +23,13 @@ const _: fn() = || {
     send_sync::<Rejected>();
     copy::<Rejected>();
     copy::<BreakerSnapshot>();
+    send_sync::<resilience_core::bulkhead::Bulkhead>();
+    send_sync::<resilience_core::bulkhead::BulkheadPermit<'static>>();
+    send_sync::<resilience_core::bulkhead::OwnedBulkheadPermit>();
+    send_sync::<resilience_core::bulkhead::BulkheadFull>();
+    copy::<resilience_core::bulkhead::BulkheadFull>();
+    copy::<resilience_core::bulkhead::BulkheadSnapshot>();
+    send::<resilience_core::bulkhead::BulkheadFuture<'static, std::future::Ready<u8>>>();
 };
 
 #[test]

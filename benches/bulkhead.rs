@@ -1,0 +1,120 @@
+//! The bulkhead's admission beside its peers, same workload, same groups, same run: tokio's
+//! `Semaphore::try_acquire` (what tower's `ConcurrencyLimit` and tower-resilience's bulkhead
+//! take a permit from) and tower's `ConcurrencyLimit` as a whole service.
+//!
+//! `cargo bench -p resilience-benches --bench bulkhead`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use resilience_benches as setup;
+use resilience_core::bulkhead::Bulkhead;
+use tokio::sync::Semaphore;
+
+const LIMIT: u32 = 64;
+
+fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(1));
+    g
+}
+
+fn ours() -> Bulkhead {
+    Bulkhead::builder("bench")
+        .max_concurrent(LIMIT)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn semaphore() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(LIMIT as usize))
+}
+
+type Answer = fn(u32) -> std::future::Ready<Result<u32, ()>>;
+
+/// A tower service answering at once, behind `ConcurrencyLimit`.
+fn tower_limited() -> tower::limit::ConcurrencyLimit<tower::util::ServiceFn<Answer>> {
+    let inner: Answer = |r| std::future::ready(Ok(r));
+    tower::limit::ConcurrencyLimit::new(tower::service_fn(inner), LIMIT as usize)
+}
+
+fn one_thread(c: &mut Criterion) {
+    let mut g = group(c, "bulkhead admit + release, one thread");
+    let bulkhead = ours();
+    g.bench_function("resilience Bulkhead::try_acquire", |b| {
+        b.iter(|| black_box(&bulkhead).try_acquire().is_ok())
+    });
+    let shared = Arc::new(ours());
+    g.bench_function("resilience Bulkhead::try_acquire_owned", |b| {
+        b.iter(|| black_box(&shared).try_acquire_owned().is_ok())
+    });
+    let sem = semaphore();
+    g.bench_function("tokio Semaphore::try_acquire", |b| {
+        b.iter(|| black_box(&sem).try_acquire().is_ok())
+    });
+    g.bench_function("tokio Semaphore::try_acquire_owned", |b| {
+        b.iter(|| black_box(&sem).clone().try_acquire_owned().is_ok())
+    });
+    let mut service = tower_limited();
+    g.bench_function("tower ConcurrencyLimit request", |b| {
+        b.iter(|| setup::request(black_box(&mut service)))
+    });
+    g.finish();
+
+    let mut g = group(c, "bulkhead full: rejection, one thread");
+    let full = ours();
+    let _held: Vec<_> = (0..LIMIT).map(|_| full.try_acquire()).collect();
+    g.bench_function("resilience Bulkhead::try_acquire", |b| {
+        b.iter(|| black_box(&full).try_acquire().is_err())
+    });
+    let sem_full = semaphore();
+    let _taken = sem_full.try_acquire_many(LIMIT);
+    g.bench_function("tokio Semaphore::try_acquire", |b| {
+        b.iter(|| black_box(&sem_full).try_acquire().is_err())
+    });
+    g.finish();
+}
+
+fn two_threads(c: &mut Criterion) {
+    let mut g = group(
+        c,
+        "bulkhead admit + release, two threads sharing it (wall per call)",
+    );
+    let bulkhead = ours();
+    g.bench_function("resilience Bulkhead::try_acquire", |b| {
+        b.iter_custom(|iters| {
+            setup::two_threads(iters, &|| {
+                black_box(black_box(&bulkhead).try_acquire().is_ok());
+            })
+        })
+    });
+    let sem = semaphore();
+    g.bench_function("tokio Semaphore::try_acquire", |b| {
+        b.iter_custom(|iters| {
+            setup::two_threads(iters, &|| {
+                black_box(black_box(&sem).try_acquire().is_ok());
+            })
+        })
+    });
+    let limited = tower_limited();
+    g.bench_function("tower ConcurrencyLimit request", |b| {
+        b.iter_custom(|iters| {
+            setup::two_threads_each(iters, || limited.clone(), &|s| {
+                black_box(setup::request(s));
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = bulkhead;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = one_thread, two_threads
+}
+criterion_main!(bulkhead);

@@ -1,0 +1,200 @@
+//! The bulkhead: its limit holds under contention, and every way a call can end gives its slot
+//! back (return, error, panic, a dropped future).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on bad setup
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use resilience_core::bulkhead::Bulkhead;
+use resilience_core::{ConfigError, GovernanceHash, Governed};
+
+fn bulkhead(limit: u32) -> Bulkhead {
+    Bulkhead::builder("db")
+        .max_concurrent(limit)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn admits_up_to_its_limit_and_refuses_the_rest() {
+    let b = bulkhead(3);
+    let held: Vec<_> = (0..3).map(|_| b.try_acquire().unwrap()).collect();
+    let full = b.try_acquire().unwrap_err();
+    assert_eq!(full.limit(), 3);
+    assert_eq!(full.reason(), "bulkhead_full");
+    assert_eq!(b.in_flight(), 3);
+    assert!(b.snapshot().saturated());
+    drop(held);
+    assert_eq!(b.in_flight(), 0);
+    let snap = b.snapshot();
+    assert_eq!((snap.admitted, snap.rejected), (3, 1));
+}
+
+#[test]
+fn a_refusal_says_what_was_full_and_carries_the_tag() {
+    let tag = GovernanceHash::parse("0123456789abcdef").unwrap();
+    let b = Bulkhead::builder("db")
+        .max_concurrent(1)
+        .governance(tag)
+        .build()
+        .unwrap();
+    let _one = b.try_acquire().unwrap();
+    let full = b.try_acquire().unwrap_err();
+    assert_eq!(full.governance(), tag);
+    assert_eq!(
+        full.to_string(),
+        "bulkhead full at 1 concurrent calls (governance 0123456789abcdef)"
+    );
+}
+
+#[test]
+fn a_zero_limit_is_a_typed_error_naming_the_field() {
+    let err = Bulkhead::builder("db")
+        .max_concurrent(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field(), Some("max_concurrent"));
+    assert_eq!(
+        err.to_string(),
+        "invalid `max_concurrent` = 0: expected at least 1"
+    );
+    let b = bulkhead(2);
+    assert!(matches!(
+        b.set_limit(0),
+        Err(ConfigError::Invalid {
+            field: "max_concurrent",
+            ..
+        })
+    ));
+    assert_eq!(b.limit(), 2, "a refused change changes nothing");
+}
+
+#[test]
+fn a_panicking_call_gives_its_slot_back() {
+    let b = bulkhead(1);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        b.call(|| panic!("inside the bulkhead"))
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(b.in_flight(), 0);
+    assert_eq!(b.call(|| "next").unwrap(), "next");
+}
+
+#[test]
+fn lowering_the_limit_lets_calls_in_flight_finish_and_admits_anew_below_it() {
+    let b = bulkhead(4);
+    let held: Vec<_> = (0..4).map(|_| b.try_acquire().unwrap()).collect();
+    b.set_limit(2).unwrap();
+    assert_eq!((b.limit(), b.in_flight()), (2, 4));
+    let mut held = held.into_iter();
+    drop(held.next());
+    drop(held.next());
+    assert!(b.try_acquire().is_err(), "two still in flight, limit two");
+    drop(held.next());
+    let again = b.try_acquire().unwrap();
+    assert!(b.try_acquire().is_err());
+    drop((again, held));
+    b.set_limit(3).unwrap();
+    let three: Vec<_> = (0..3).map(|_| b.try_acquire().unwrap()).collect();
+    assert_eq!(three.len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_async_call_gives_its_slot_back() {
+    let b = Arc::new(bulkhead(1));
+    let slow = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            b.call_async(|| tokio::time::sleep(Duration::from_secs(3600)))
+                .await
+                .unwrap();
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(b.in_flight(), 1);
+    assert!(
+        b.call_async(|| async {}).await.is_err(),
+        "full while it runs"
+    );
+    slow.abort();
+    assert!(slow.await.unwrap_err().is_cancelled());
+    assert_eq!(b.in_flight(), 0, "the dropped future gave its slot back");
+    assert_eq!(b.call_async(|| async { 5 }).await.unwrap(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_async_call_that_panics_gives_its_slot_back() {
+    let b = Arc::new(bulkhead(1));
+    let task = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            b.call_async(|| async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                panic!("async work failed")
+            })
+            .await
+        })
+    };
+    assert!(task.await.unwrap_err().is_panic());
+    assert_eq!(b.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_slot_is_given_back_when_the_call_completes() {
+    let b = bulkhead(1);
+    let call = b.call_async(|| async { 1 });
+    assert_eq!(b.in_flight(), 1, "taken when the call starts");
+    assert_eq!(call.await.unwrap(), 1);
+    assert_eq!(b.in_flight(), 0);
+    // A refused call's closure never runs.
+    let _held = b.try_acquire().unwrap();
+    let ran = std::cell::Cell::new(false);
+    let refused = b
+        .call_async(|| {
+            ran.set(true);
+            async {}
+        })
+        .await;
+    assert!(refused.is_err() && !ran.get());
+}
+
+/// Four threads hammer a bulkhead of three: never more than three inside at once, and every
+/// attempt counted once, admitted or refused.
+#[test]
+fn the_limit_holds_under_contention() {
+    let b = Arc::new(bulkhead(3));
+    let inside = Arc::new(AtomicU32::new(0));
+    let worst = Arc::new(AtomicU32::new(0));
+    let admitted = Arc::new(AtomicU64::new(0));
+    const PER_THREAD: u64 = 50_000;
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (b, inside, worst, admitted) =
+                (b.clone(), inside.clone(), worst.clone(), admitted.clone());
+            std::thread::spawn(move || {
+                for _ in 0..PER_THREAD {
+                    if let Ok(_permit) = b.try_acquire() {
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        worst.fetch_max(now, Ordering::Relaxed);
+                        std::hint::spin_loop();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        admitted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let snap = b.snapshot();
+    assert!(
+        worst.load(Ordering::Relaxed) <= 3,
+        "{worst:?} inside at once"
+    );
+    assert_eq!(snap.in_flight, 0);
+    assert_eq!(snap.admitted, admitted.load(Ordering::Relaxed));
+    assert_eq!(snap.admitted + snap.rejected, 4 * PER_THREAD);
+    assert!(snap.admitted > 0);
+}
