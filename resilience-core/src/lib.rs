@@ -29,6 +29,8 @@
 //! * [`Bulkhead`](bulkhead::Bulkhead) ([`bulkhead`]): a concurrency limit in one atomic word
 //!   (limit and calls in flight together), refusing at once when full; the slot comes back when
 //!   the permit drops, so panics and cancelled futures free theirs too.
+//! * [`RateLimiter`](rate_limit::RateLimiter) ([`rate_limit`]): GCRA in one atomic word (the
+//!   theoretical arrival time), a burst and a rate, refusals saying when to retry.
 //! * [`FaultTable`] ([`chaos`]): armed chaos scenarios checked per call with
 //!   [`check`](FaultTable::check), with hard safety bounds and an emergency stop.
 //! * [`MeterRing`] ([`meter`]): fixed-size [`UsageEvent`]s handed to the control plane's flusher;
@@ -40,15 +42,16 @@
 //! # Guarantees
 //!
 //! On every call path (`try_acquire`, the outcome methods, `call`, `Bulkhead::try_acquire`,
-//! `FaultTable::check`, `MeterRing::record`): no heap allocation, no lock, no syscall, and no OS
+//! `RateLimiter::try_acquire`, `FaultTable::check`, `MeterRing::record`): no heap allocation, no lock, no syscall, and no OS
 //! clock read (time is one atomic load of the [`CoarseClock`]), unless the `slow-call-timing`
 //! feature is used with a slow-call policy. CLOSED admission is one atomic load; OPEN rejection
 //! one atomic load plus one clock load; transitions one CAS; a chaos check with nothing armed one
-//! atomic load; bulkhead admission one CAS and its release one `fetch_sub`. Proofs: the
+//! atomic load; bulkhead admission one CAS and its release one `fetch_sub`; rate-limiter
+//! admission one clock load and one CAS. Proofs: the
 //! `no_alloc` test (counting allocator), loom models of every lock-free protocol (state word,
-//! half-open permits, ring, seqlocked fault slots, the bulkhead's word), and fuzz targets
-//! checking the breaker, the fault table, the meter ring and the bulkhead against reference
-//! models. Figures and limits are in [`docs`].
+//! half-open permits, ring, seqlocked fault slots, the bulkhead's and the rate limiter's words),
+//! and fuzz targets checking the breaker, the fault table, the meter ring, the bulkhead and the
+//! rate limiter against reference models. Figures and limits are in [`docs`].
 //!
 //! # Features
 //!
@@ -73,6 +76,7 @@ mod governance;
 #[cfg(all(test, resilience_loom))]
 mod loom_support;
 pub mod meter;
+pub mod rate_limit;
 mod ring;
 mod stats;
 mod sync;

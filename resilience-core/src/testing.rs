@@ -9,3 +9,4 @@ pub mod breaker_model;
 pub mod bulkhead_model;
 pub mod fault_table_model;
 pub mod meter_model;
+pub mod rate_limit_model;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use resilience_core::State;
 use resilience_core::testing::breaker_model::{Coverage, run};
-use resilience_core::testing::{bulkhead_model, fault_table_model, meter_model};
+use resilience_core::testing::{bulkhead_model, fault_table_model, meter_model, rate_limit_model};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -110,6 +110,26 @@ fn bulkhead_corpus_replays_clean() {
             && total.refused > 0
             && total.limit_changes.iter().all(|&n| n > 0)
             && total.refused_over_limit > 0,
+        "{total:?}"
+    );
+}
+
+#[test]
+fn rate_limit_corpus_replays_clean() {
+    let inputs = corpus("rate_limit");
+    assert!(
+        inputs.len() >= 20,
+        "the committed corpus is missing or tiny: {}",
+        inputs.len()
+    );
+    let mut total = rate_limit_model::Coverage::default();
+    for (path, bytes) in &inputs {
+        let coverage = std::panic::catch_unwind(|| rate_limit_model::run(bytes))
+            .unwrap_or_else(|_| panic!("corpus input {} diverged from the model", path.display()));
+        total.merge(&coverage);
+    }
+    assert!(
+        total.admitted > 0 && total.refused > 0 && total.never > 0 && total.retried_on_time > 0,
         "{total:?}"
     );
 }

@@ -278,6 +278,27 @@ fn bulkhead_paths_are_allocation_free() {
     });
 }
 
+#[test]
+fn rate_limiter_paths_are_allocation_free() {
+    let clock = ManualClock::new();
+    let limiter = resilience_core::rate_limit::RateLimiter::builder("api")
+        .rate(1_000, Duration::from_secs(1))
+        .burst(10)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    assert_no_alloc("rate limiter admit", || {
+        clock.advance(Duration::from_millis(1));
+        limiter.try_acquire().unwrap()
+    });
+    for _ in 0..10 {
+        let _ = limiter.try_acquire();
+    }
+    assert_no_alloc("rate limiter refusal", || {
+        assert!(limiter.try_acquire().is_err())
+    });
+}
+
 #[cfg(feature = "tower")]
 #[test]
 fn tower_layers_are_allocation_free() {

@@ -30,6 +30,11 @@ const _: fn() = || {
     copy::<resilience_core::bulkhead::BulkheadFull>();
     copy::<resilience_core::bulkhead::BulkheadSnapshot>();
     send::<resilience_core::bulkhead::BulkheadFuture<'static, std::future::Ready<u8>>>();
+    send_sync::<resilience_core::rate_limit::RateLimiter>();
+    send_sync::<resilience_core::rate_limit::RateLimiter<ManualClock>>();
+    send_sync::<resilience_core::rate_limit::RateLimited>();
+    copy::<resilience_core::rate_limit::RateLimited>();
+    copy::<resilience_core::rate_limit::RateLimiterSnapshot>();
 };
 
 #[test]

@@ -38,6 +38,17 @@
 //!   neighbouring entry of the same point.
 //! * **The per-thread generator is xorshift64\***: fast and fine for rates, not cryptographic.
 //!
+//! # Bulkhead and rate limiter
+//!
+//! * **A bulkhead refuses at once.** There is no waiting for a slot yet; a caller that wants
+//!   to wait retries itself.
+//! * **`BulkheadFull` and `RateLimited` do not name their policy** (they are `Copy` and carry
+//!   no string); the caller knows which one it asked.
+//! * **A rate limiter sees time in the coarse clock's ticks** (1 ms under the control plane's
+//!   ticker): within one tick it admits what the burst and earlier ticks' credit allow, so a
+//!   rate above one permit per tick comes in per-tick bunches. Over longer spans it is exact.
+//! * **At most one permit per nanosecond**, and a burst of at most `u32::MAX`.
+//!
 //! # Metering
 //!
 //! * **Ids are inline, at most 43 bytes** (a UUID in text is 36), labels at most 15, so an

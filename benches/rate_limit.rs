@@ -1,0 +1,97 @@
+//! The GCRA rate limiter beside governor's (the same algorithm), same workload, same groups,
+//! same run: admission with permits to spare, refusal when exhausted, two threads sharing one.
+//!
+//! `cargo bench -p resilience-benches --bench rate_limit`
+
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use governor::{Quota, RateLimiter as Governor};
+use resilience_benches as setup;
+use resilience_core::rate_limit::RateLimiter;
+
+/// More than any bench can take: every call is admitted.
+const PLENTY: u32 = 1_000_000_000;
+
+fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(1));
+    g
+}
+
+fn ours(per_second: u32, burst: u32) -> RateLimiter {
+    RateLimiter::builder("bench")
+        .rate(per_second, Duration::from_secs(1))
+        .burst(burst)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn governor(per_second: u32, burst: u32) -> governor::DefaultDirectRateLimiter {
+    let nz = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+    Governor::direct(Quota::per_second(nz(per_second)).allow_burst(nz(burst)))
+}
+
+fn one_thread(c: &mut Criterion) {
+    let _ticker = setup::ticker();
+    let mut g = group(c, "rate limiter admit, one thread");
+    let limiter = ours(PLENTY, PLENTY);
+    g.bench_function("resilience RateLimiter::try_acquire", |b| {
+        b.iter(|| black_box(&limiter).try_acquire().is_ok())
+    });
+    let peer = governor(PLENTY, PLENTY);
+    g.bench_function("governor check", |b| {
+        b.iter(|| black_box(&peer).check().is_ok())
+    });
+    g.finish();
+
+    let mut g = group(c, "rate limiter refusal, one thread");
+    let limiter = ours(1, 1);
+    let _ = limiter.try_acquire();
+    g.bench_function("resilience RateLimiter::try_acquire", |b| {
+        b.iter(|| black_box(&limiter).try_acquire().is_err())
+    });
+    let peer = governor(1, 1);
+    let _ = peer.check();
+    g.bench_function("governor check", |b| {
+        b.iter(|| black_box(&peer).check().is_err())
+    });
+    g.finish();
+}
+
+fn two_threads(c: &mut Criterion) {
+    let _ticker = setup::ticker();
+    let mut g = group(
+        c,
+        "rate limiter admit, two threads sharing it (wall per call)",
+    );
+    let limiter = ours(PLENTY, PLENTY);
+    g.bench_function("resilience RateLimiter::try_acquire", |b| {
+        b.iter_custom(|iters| {
+            setup::two_threads(iters, &|| {
+                black_box(black_box(&limiter).try_acquire().is_ok());
+            })
+        })
+    });
+    let peer = governor(PLENTY, PLENTY);
+    g.bench_function("governor check", |b| {
+        b.iter_custom(|iters| {
+            setup::two_threads(iters, &|| {
+                black_box(black_box(&peer).check().is_ok());
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = rate_limit;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = one_thread, two_threads
+}
+criterion_main!(rate_limit);
