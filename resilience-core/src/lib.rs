@@ -57,7 +57,8 @@
 //!
 //! * `slow-call-timing`: per-call timing and a slow-call-rate trip policy (the one per-call
 //!   clock read).
-//! * `tower`: [`tower`] middleware: `CircuitBreakerLayer`, `ChaosLayer` and `MeteringLayer`
+//! * `tower`: [`tower`] middleware: `CircuitBreakerLayer`, `ChaosLayer`, `MeteringLayer`,
+//!   `BulkheadLayer` and `RateLimitLayer`
 //!   (runtime-agnostic; injected latency waits on a timer you pass in).
 //! * `test-util`: [`ManualClock`] and the `testing` reference-model drivers (used by the fuzz
 //!   targets and the corpus-replay tests).

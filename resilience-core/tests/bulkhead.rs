@@ -198,3 +198,28 @@ fn the_limit_holds_under_contention() {
     assert_eq!(snap.admitted + snap.rejected, 4 * PER_THREAD);
     assert!(snap.admitted > 0);
 }
+
+#[cfg(feature = "tower")]
+#[tokio::test(start_paused = true)]
+async fn the_tower_layer_gives_the_slot_back_when_the_response_is_dropped() {
+    use resilience_core::tower::BulkheadLayer;
+    use tower::{BoxError, Layer, Service, ServiceExt, service_fn};
+
+    let b = Arc::new(bulkhead(1));
+    let mut service = BulkheadLayer::new(b.clone()).layer(service_fn(|ms: u64| async move {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok::<_, BoxError>(ms)
+    }));
+    let slow = service.ready().await.unwrap().call(3_600_000);
+    assert_eq!(b.in_flight(), 1);
+    let refused = service.ready().await.unwrap().call(1).await.unwrap_err();
+    assert!(
+        refused
+            .downcast_ref::<resilience_core::bulkhead::BulkheadFull>()
+            .is_some()
+    );
+    drop(slow);
+    assert_eq!(b.in_flight(), 0, "the dropped response gave its slot back");
+    assert_eq!(service.ready().await.unwrap().call(1).await.unwrap(), 1);
+    assert_eq!(b.in_flight(), 0);
+}

@@ -338,4 +338,51 @@ fn tower_layers_are_allocation_free() {
     assert_no_alloc("breaker layer, rejected", || {
         assert!(poll_ready(guarded.call(7)).is_err());
     });
+
+    #[derive(Debug, PartialEq)]
+    enum Refused {
+        Full,
+        Limited,
+    }
+    impl From<resilience_core::bulkhead::BulkheadFull> for Refused {
+        fn from(_: resilience_core::bulkhead::BulkheadFull) -> Self {
+            Refused::Full
+        }
+    }
+    impl From<resilience_core::rate_limit::RateLimited> for Refused {
+        fn from(_: resilience_core::rate_limit::RateLimited) -> Self {
+            Refused::Limited
+        }
+    }
+    let echo = service_fn(|n: u32| std::future::ready(Ok::<_, Refused>(n)));
+    let bulkhead = Arc::new(
+        resilience_core::bulkhead::Bulkhead::builder("echo")
+            .max_concurrent(1)
+            .build()
+            .unwrap(),
+    );
+    let mut bounded = resilience_core::tower::BulkheadLayer::new(bulkhead.clone()).layer(echo);
+    assert_no_alloc("bulkhead layer", || {
+        assert_eq!(poll_ready(bounded.call(7)), Ok(7));
+    });
+    let _held = bulkhead.try_acquire().unwrap();
+    assert_no_alloc("bulkhead layer, full", || {
+        assert_eq!(poll_ready(bounded.call(7)), Err(Refused::Full));
+    });
+    let limiter = Arc::new(
+        resilience_core::rate_limit::RateLimiter::builder("echo")
+            .rate(1_000, Duration::from_secs(1))
+            .burst(1)
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
+    );
+    let mut limited = resilience_core::tower::RateLimitLayer::new(limiter).layer(echo);
+    assert_no_alloc("rate limit layer", || {
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(poll_ready(limited.call(7)), Ok(7));
+    });
+    assert_no_alloc("rate limit layer, refused", || {
+        assert_eq!(poll_ready(limited.call(7)), Err(Refused::Limited));
+    });
 }

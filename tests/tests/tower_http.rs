@@ -451,3 +451,121 @@ async fn the_metering_layer_records_one_event_per_request_even_when_cancelled() 
     let ledger = ring.ledger();
     assert_eq!((ledger.offered, ledger.accepted), (4, 4));
 }
+
+/// A bulkhead or rate-limit refusal, as a service would answer it: 503 or 429 with
+/// Retry-After.
+async fn refused(error: tower::BoxError) -> Response {
+    if let Some(full) = error.downcast_ref::<resilience_core::bulkhead::BulkheadFull>() {
+        return (StatusCode::SERVICE_UNAVAILABLE, full.to_string()).into_response();
+    }
+    if let Some(limited) = error.downcast_ref::<resilience_core::rate_limit::RateLimited>() {
+        let mut headers = HeaderMap::new();
+        if let Some(after) = limited.retry_after() {
+            headers.insert("retry-after", after.as_secs().max(1).into());
+        }
+        return (StatusCode::TOO_MANY_REQUESTS, headers, limited.to_string()).into_response();
+    }
+    (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()
+}
+
+/// Four requests at once into a bulkhead of two whose handler waits: two run, two are refused
+/// with 503 at once; once the two finish, the slots are free again.
+#[tokio::test]
+async fn the_bulkhead_layer_refuses_beyond_its_limit_and_frees_slots() {
+    use resilience_core::bulkhead::Bulkhead;
+    use resilience_core::tower::BulkheadLayer;
+
+    let bulkhead = Arc::new(Bulkhead::builder("slow").max_concurrent(2).build().unwrap());
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let entered = Arc::new(AtomicUsize::new(0));
+    let (g, e) = (gate.clone(), entered.clone());
+    let router = Router::new()
+        .route(
+            "/slow",
+            get(move || {
+                let (gate, entered) = (g.clone(), e.clone());
+                async move {
+                    entered.fetch_add(1, Ordering::SeqCst);
+                    gate.acquire().await.unwrap().forget();
+                    "done"
+                }
+            }),
+        )
+        .route_layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(refused))
+                .layer(BulkheadLayer::new(bulkhead.clone()))
+                .map_err(|never: Infallible| -> tower::BoxError { match never {} }),
+        );
+    let addr = serve(router).await;
+    let client = client();
+    let url = format!("http://{addr}/slow");
+    let calls: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(client.get(&url).send()))
+        .collect();
+    // Two are refused at once while two wait inside.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bulkhead.snapshot().rejected < 2 || entered.load(Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "{:?}", bulkhead.snapshot());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(bulkhead.in_flight(), 2);
+    gate.add_permits(2);
+    let mut statuses: Vec<u16> = Vec::new();
+    for call in calls {
+        statuses.push(call.await.unwrap().unwrap().status().as_u16());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 503, 503]);
+    assert_eq!(
+        entered.load(Ordering::SeqCst),
+        2,
+        "refused requests never reach the handler"
+    );
+    assert_eq!(bulkhead.in_flight(), 0);
+    gate.add_permits(1);
+    let again = client.get(&url).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+}
+
+/// A burst of three, then 429 with a Retry-After the client can use.
+#[tokio::test]
+async fn the_rate_limit_layer_answers_429_with_retry_after() {
+    use resilience_core::rate_limit::RateLimiter;
+    use resilience_core::tower::RateLimitLayer;
+
+    let limiter = Arc::new(
+        RateLimiter::builder("api")
+            .rate(1, Duration::from_secs(30))
+            .burst(3)
+            .build()
+            .unwrap(),
+    );
+    let router = Router::new()
+        .route("/api", get(|| async { "ok" }))
+        .route_layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(refused))
+                .layer(RateLimitLayer::new(limiter.clone()))
+                .map_err(|never: Infallible| -> tower::BoxError { match never {} }),
+        );
+    let addr = serve(router).await;
+    let client = client();
+    let url = format!("http://{addr}/api");
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let response = client.get(&url).send().await.unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            let after: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=30).contains(&after), "retry-after {after}");
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    let snap = limiter.snapshot();
+    assert_eq!((snap.admitted, snap.rejected), (3, 2));
+}

@@ -1,5 +1,5 @@
 //! Tower middleware over the data plane (feature `tower`): [`CircuitBreakerLayer`],
-//! [`ChaosLayer`] and [`MeteringLayer`].
+//! [`ChaosLayer`], [`MeteringLayer`], [`BulkheadLayer`] and [`RateLimitLayer`].
 //!
 //! ```
 //! use std::sync::Arc;
@@ -37,14 +37,20 @@
 //! and nothing is allocated per call. Cancellation is safe everywhere: a dropped response future
 //! releases its breaker permit (freeing a HALF_OPEN slot at once) and still meters the request.
 //! Errors stay typed: the breaker wraps the inner error in [`CallError`](crate::CallError),
-//! chaos in [`ChaosError`]; metering passes errors through.
+//! chaos in [`ChaosError`]; metering passes errors through; the bulkhead and the rate limiter
+//! convert their refusal into the service's own error (`E: From<BulkheadFull>`,
+//! `E: From<RateLimited>`, which `tower::BoxError` satisfies), so they stack without nesting.
 
 mod breaker;
+mod bulkhead;
 mod chaos;
 mod metering;
+mod rate_limit;
 
 pub use breaker::{BreakerHandle, CircuitBreakerLayer, CircuitBreakerService, ResponseFuture};
+pub use bulkhead::{BulkheadLayer, BulkheadResponse, BulkheadService};
 pub use chaos::{ChaosError, ChaosFuture, ChaosLayer, ChaosService, Sleep};
 pub use metering::{
     CountTokens, LatencyClock, MeteringFuture, MeteringLayer, MeteringService, NoTokens,
 };
+pub use rate_limit::{RateLimitLayer, RateLimitResponse, RateLimitService};
