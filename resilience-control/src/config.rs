@@ -522,6 +522,10 @@ pub struct ResilienceConfig {
     pub breaker_presets: Vec<String>,
     /// Breakers to create at start-up.
     pub breakers: Vec<BreakerSettings>,
+    /// Bulkheads to create at start-up (`[[bulkheads]]`).
+    pub bulkheads: Vec<crate::limits::BulkheadSettings>,
+    /// Rate limiters to create at start-up (`[[rate_limits]]`).
+    pub rate_limits: Vec<crate::limits::RateLimitSettings>,
     /// Keys set by the environment, for error messages.
     #[serde(skip)]
     from_env: Vec<(&'static str, &'static str)>,
@@ -547,6 +551,8 @@ impl std::fmt::Debug for ResilienceConfig {
             .field("fleet", &self.fleet)
             .field("breaker_presets", &self.breaker_presets)
             .field("breakers", &self.breakers)
+            .field("bulkheads", &self.bulkheads)
+            .field("rate_limits", &self.rate_limits)
             .finish()
     }
 }
@@ -567,6 +573,8 @@ impl Default for ResilienceConfig {
             fleet: FleetSettings::default(),
             breaker_presets: Vec::new(),
             breakers: Vec::new(),
+            bulkheads: Vec::new(),
+            rate_limits: Vec::new(),
             from_env: Vec::new(),
         }
     }
@@ -753,10 +761,12 @@ impl ResilienceConfig {
             names.push(&breaker.name);
         }
         self.breaker_configs()?;
+        self.bulkheads()?;
+        self.rate_limiters()?;
         Ok(())
     }
 
-    fn invalid(&self, key: &str, value: String, expected: &str) -> ConfigLoadError {
+    pub(crate) fn invalid(&self, key: &str, value: String, expected: &str) -> ConfigLoadError {
         let origin = self
             .from_env
             .iter()
@@ -773,7 +783,12 @@ impl ResilienceConfig {
     }
 
     /// A component's [`ConfigError`], reported against the file's key for that field.
-    fn located(&self, section: &str, keys: &[(&str, &str)], err: ConfigError) -> ConfigLoadError {
+    pub(crate) fn located(
+        &self,
+        section: &str,
+        keys: &[(&str, &str)],
+        err: ConfigError,
+    ) -> ConfigLoadError {
         let ConfigError::Invalid {
             field,
             value,
@@ -789,7 +804,7 @@ impl ResilienceConfig {
         self.invalid(&key, value, expected)
     }
 
-    fn seconds(&self, key: &str, seconds: f64) -> Result<Duration, ConfigLoadError> {
+    pub(crate) fn seconds(&self, key: &str, seconds: f64) -> Result<Duration, ConfigLoadError> {
         Duration::try_from_secs_f64(seconds)
             .map_err(|_| self.invalid(key, seconds.to_string(), "a number of seconds ≥ 0"))
     }

@@ -46,9 +46,34 @@ pub struct ControlPlaneBuilder {
     event_interval: Duration,
     tick: Option<(CoarseClock, Duration)>,
     grace: Duration,
+    limits: crate::limits::Limits,
+    duplicate: Option<BuildError>,
 }
 
 impl ControlPlaneBuilder {
+    /// A bulkhead to hold by name (see [`ControlPlane::limits`]): shown in `/metrics` and
+    /// `GET /limits`. Its governance tag must be the control plane's.
+    pub fn bulkhead(mut self, bulkhead: Arc<resilience_core::bulkhead::Bulkhead>) -> Self {
+        if let Err(name) = self.limits.add_bulkhead(bulkhead) {
+            self.duplicate.get_or_insert(BuildError::DuplicateName {
+                kind: "bulkhead",
+                name,
+            });
+        }
+        self
+    }
+
+    /// A rate limiter to hold by name, as [`bulkhead`](Self::bulkhead).
+    pub fn rate_limiter(mut self, limiter: Arc<resilience_core::rate_limit::RateLimiter>) -> Self {
+        if let Err(name) = self.limits.add_rate_limiter(limiter) {
+            self.duplicate.get_or_insert(BuildError::DuplicateName {
+                kind: "rate limiter",
+                name,
+            });
+        }
+        self
+    }
+
     /// The breakers to watch, recover and report on (usually an `Arc<BreakerRegistry>`).
     pub fn registry(mut self, source: Arc<dyn BreakerSource>) -> Self {
         self.source = Some(source);
@@ -182,6 +207,12 @@ impl ControlPlaneBuilder {
                 .governance
                 .ensure_matches(expected, "fleet member")?;
         }
+        if let Some(err) = self.duplicate {
+            return Err(err);
+        }
+        if let Some(found) = self.limits.foreign_tag(expected) {
+            found.ensure_matches(expected, "bulkhead or rate limiter")?;
+        }
         // Every component checked: errors raised from here on report this tag.
         expected.declare_for_process();
         if self.event_interval < Duration::from_millis(1)
@@ -263,6 +294,7 @@ impl ControlPlaneBuilder {
                 cancel,
                 done: done_rx,
                 governance: expected,
+                limits: self.limits,
             }),
         };
         Ok((plane, ControlDriver(Box::pin(driver))))
@@ -545,6 +577,7 @@ struct Inner {
     cancel: CancellationToken,
     done: watch::Receiver<Option<Result<(), String>>>,
     governance: GovernanceHash,
+    limits: crate::limits::Limits,
 }
 
 impl Drop for Inner {
@@ -601,12 +634,20 @@ impl ControlPlane {
             event_interval: Duration::from_millis(10),
             tick: Some((CoarseClock::global().clone(), Duration::from_millis(1))),
             grace: Duration::from_secs(5),
+            limits: crate::limits::Limits::default(),
+            duplicate: None,
         }
     }
 
     /// The health aggregator.
     pub fn health(&self) -> &HealthAggregator {
         &self.inner.health
+    }
+
+    /// The named bulkheads and rate limiters, for the service to look up
+    /// (`control.limits().bulkhead("search")`).
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.inner.limits
     }
 
     /// The recovery orchestrator.

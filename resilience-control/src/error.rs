@@ -18,6 +18,14 @@ pub enum BuildError {
     /// The clock ticker could not start.
     #[error("could not start the clock ticker: {0}")]
     Clock(#[from] resilience_core::ClockError),
+    /// Two limits of one kind were given the same name.
+    #[error("two {kind}s are called {name:?}: names must be unique")]
+    DuplicateName {
+        /// `bulkhead` or `rate limiter`.
+        kind: &'static str,
+        /// The repeated name.
+        name: String,
+    },
 }
 
 impl resilience_core::Governed for BuildError {

@@ -60,6 +60,7 @@ mod error;
 pub mod fleet;
 pub mod health;
 pub mod http;
+pub mod limits;
 pub mod metering;
 pub mod presets;
 pub mod recovery;

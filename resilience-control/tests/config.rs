@@ -501,6 +501,8 @@ fn the_example_configuration_parses_and_mentions_every_key() {
             let mut expected =
                 load("[[breakers]]\nname = \"payments\"\nfail_max = 5\n", &[]).unwrap();
             expected.breakers = config.breakers.clone();
+            expected.bulkheads = config.bulkheads.clone();
+            expected.rate_limits = config.rate_limits.clone();
             expected
         },
         "every value in the example is the default"
@@ -518,14 +520,30 @@ fn the_example_configuration_parses_and_mentions_every_key() {
     all.fleet.instance = Some("i".into());
     let serialized = toml::to_string(&all).unwrap();
     for line in serialized.lines() {
-        // `breakers = []`: the array of tables, written `[[breakers]]` in the example.
-        if let Some((key, _)) = line.split_once(" = ").filter(|(k, _)| *k != "breakers") {
+        // `breakers = []` and the like: arrays of tables, written `[[breakers]]` in the example.
+        if let Some((key, _)) = line
+            .split_once(" = ")
+            .filter(|(k, _)| !["breakers", "bulkheads", "rate_limits"].contains(k))
+        {
             assert!(
                 text.contains(&format!("{key} = ")),
                 "the example lacks `{key}`"
             );
         }
     }
+    for table in ["[[breakers]]", "[[bulkheads]]", "[[rate_limits]]"] {
+        assert!(text.contains(table), "the example lacks {table}");
+    }
+    for key in ["max_concurrent", "rate", "period_seconds", "burst"] {
+        assert!(
+            text.contains(&format!("{key} = ")),
+            "the example lacks `{key}`"
+        );
+    }
+    let (bulkheads, limiters) = (config.bulkheads().unwrap(), config.rate_limiters().unwrap());
+    assert_eq!((bulkheads.len(), limiters.len()), (1, 1));
+    assert_eq!(bulkheads[0].limit(), 25);
+    assert_eq!(limiters[0].burst(), 100);
     for key in [
         "failure_rate",
         "window_calls",
@@ -576,4 +594,70 @@ fn breaker_presets_add_the_core_services_and_explicit_breakers_win() {
     let err = load("breaker_presets = [\"everything\"]\n", &[]).unwrap_err();
     assert_eq!(err.key(), Some("breaker_presets[0]"));
     assert!(err.to_string().contains("core_services"), "{err}");
+}
+
+#[test]
+fn limits_from_toml_are_built_and_bad_ones_name_their_key() {
+    let config = load(
+        "[[bulkheads]]\nname = \"db\"\nmax_concurrent = 4\n\
+         [[bulkheads]]\nname = \"search\"\n\
+         [[rate_limits]]\nname = \"api\"\nrate = 10\nperiod_seconds = 2.0\nburst = 3\n",
+        &[],
+    )
+    .unwrap();
+    let bulkheads = config.bulkheads().unwrap();
+    assert_eq!(
+        bulkheads
+            .iter()
+            .map(|b| (b.name(), b.limit()))
+            .collect::<Vec<_>>(),
+        [("db", 4), ("search", 25)]
+    );
+    let limiters = config.rate_limiters().unwrap();
+    assert_eq!(
+        limiters[0].interval(),
+        std::time::Duration::from_millis(200)
+    );
+    assert_eq!(limiters[0].burst(), 3);
+    assert_eq!(limiters[0].governance(), config.constitutional_hash);
+
+    let cases = [
+        (
+            "[[bulkheads]]\nname = \"db\"\nmax_concurrent = 0\n",
+            "bulkheads[0].max_concurrent",
+            "0",
+        ),
+        (
+            "[[bulkheads]]\nname = \"db\"\n[[bulkheads]]\nname = \"db\"\n",
+            "bulkheads[1].name",
+            "\"db\"",
+        ),
+        (
+            "[[rate_limits]]\nname = \"a\"\nrate = 0\n",
+            "rate_limits[0].rate",
+            "0",
+        ),
+        (
+            "[[rate_limits]]\nname = \"a\"\nrate = 5\nburst = 0\n",
+            "rate_limits[0].burst",
+            "0",
+        ),
+        (
+            "[[rate_limits]]\nname = \"a\"\nrate = 5\nperiod_seconds = -1.0\n",
+            "rate_limits[0].period_seconds",
+            "-1",
+        ),
+        (
+            "[[rate_limits]]\nname = \"a\"\nrate = 5\nperiod_seconds = 0.0\n",
+            "rate_limits[0].period_seconds",
+            "0ns",
+        ),
+    ];
+    for (text, key, value) in cases {
+        let err = load(text, &[])
+            .and_then(|c| c.validate().map(|()| c))
+            .unwrap_err();
+        assert_eq!(err.key(), Some(key), "{text}: {err}");
+        assert!(err.to_string().contains(value), "{text}: {err}");
+    }
 }

@@ -59,6 +59,7 @@ pub fn router_with(control: ControlPlane, config: &HttpConfig) -> Router {
         .route("/recovery", get(recovery))
         .route("/chaos", get(chaos::list))
         .route("/metering", get(metering))
+        .route("/limits", get(limits))
         .merge(mutations)
         .with_state(state)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
@@ -207,6 +208,11 @@ async fn recovery(State(state): Shared) -> Response {
 
 async fn breakers_health(State(state): Shared) -> Response {
     Json(state.control.breaker_health_check()).into_response()
+}
+
+async fn limits(State(state): Shared) -> Response {
+    let control = &state.control;
+    Json(control.limits().report(control.governance())).into_response()
 }
 
 async fn metering(State(state): Shared) -> Response {

@@ -40,6 +40,12 @@ pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
     if let Some(flusher) = &parts.flusher {
         builder = builder.metering(flusher.clone());
     }
+    for bulkhead in config.bulkheads()? {
+        builder = builder.bulkhead(bulkhead);
+    }
+    for limiter in config.rate_limiters()? {
+        builder = builder.rate_limiter(limiter);
+    }
     let fleet = match config.fleet_config()? {
         Some(settings) => {
             let name = settings.instance_name().to_owned();
