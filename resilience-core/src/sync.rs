@@ -27,6 +27,24 @@ mod std_impl {
     #[allow(unused_imports)]
     pub(crate) use std::sync::Arc;
 
+    /// A waker slot (atomic-waker's), with loom's method names so the wait code is written once.
+    #[derive(Debug, Default)]
+    pub(crate) struct AtomicWaker(atomic_waker::AtomicWaker);
+
+    impl AtomicWaker {
+        pub(crate) fn new() -> Self {
+            Self(atomic_waker::AtomicWaker::new())
+        }
+
+        pub(crate) fn register_by_ref(&self, waker: &core::task::Waker) {
+            self.0.register(waker);
+        }
+
+        pub(crate) fn wake(&self) {
+            self.0.wake();
+        }
+    }
+
     /// `UnsafeCell` with loom's closure-based access API, so ring code is written once.
     #[derive(Debug)]
     #[repr(transparent)] // slots of a file-backed ring have a fixed layout
@@ -53,6 +71,8 @@ mod std_impl {
 mod loom_impl {
     #[allow(unused_imports)]
     pub(crate) use loom::cell::UnsafeCell;
+    #[allow(unused_imports)]
+    pub(crate) use loom::future::AtomicWaker;
     #[allow(unused_imports)]
     pub(crate) use loom::hint::spin_loop;
     #[allow(unused_imports)]

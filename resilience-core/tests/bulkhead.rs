@@ -57,7 +57,7 @@ fn a_zero_limit_is_a_typed_error_naming_the_field() {
     assert_eq!(err.field(), Some("max_concurrent"));
     assert_eq!(
         err.to_string(),
-        "invalid `max_concurrent` = 0: expected at least 1"
+        "invalid `max_concurrent` = 0: expected between 1 and 2147483647"
     );
     let b = bulkhead(2);
     assert!(matches!(
@@ -222,4 +222,138 @@ async fn the_tower_layer_gives_the_slot_back_when_the_response_is_dropped() {
     assert_eq!(b.in_flight(), 0, "the dropped response gave its slot back");
     assert_eq!(service.ready().await.unwrap().call(1).await.unwrap(), 1);
     assert_eq!(b.in_flight(), 0);
+}
+
+mod waiting {
+    use super::*;
+
+    fn sleep(d: Duration) -> tokio::time::Sleep {
+        tokio::time::sleep(d)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_gets_the_slot_a_release_frees() {
+        let b = Arc::new(bulkhead(1));
+        let held = b.try_acquire_owned().unwrap();
+        let waiter = {
+            let b = b.clone();
+            tokio::spawn(async move {
+                let started = tokio::time::Instant::now();
+                let permit = b.acquire_within(Duration::from_secs(1), sleep).await;
+                (permit.map(drop).is_ok(), started.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(b.waiting(), 1);
+        drop(held);
+        let (admitted, waited) = waiter.await.unwrap();
+        assert!(admitted);
+        assert_eq!(
+            waited,
+            Duration::from_millis(10),
+            "woken by the release, not the timer"
+        );
+        assert_eq!((b.waiting(), b.in_flight()), (0, 0));
+        assert_eq!(b.snapshot().admitted, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_wait_ends_on_time_refused_and_counted() {
+        let b = bulkhead(1);
+        let _held = b.try_acquire().unwrap();
+        let started = tokio::time::Instant::now();
+        let full = b
+            .acquire_within(Duration::from_millis(50), sleep)
+            .await
+            .unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_millis(50));
+        assert_eq!(full.limit(), 1);
+        assert_eq!((b.waiting(), b.snapshot().rejected), (0, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn beyond_max_waiting_callers_are_refused_at_once() {
+        let b = Arc::new(
+            Bulkhead::builder("db")
+                .max_concurrent(1)
+                .max_waiting(1)
+                .build()
+                .unwrap(),
+        );
+        let _held = b.try_acquire_owned().unwrap();
+        let first = {
+            let b = b.clone();
+            tokio::spawn(async move {
+                b.acquire_within(Duration::from_secs(5), sleep)
+                    .await
+                    .is_ok()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(b.waiting(), 1);
+        let started = tokio::time::Instant::now();
+        assert!(
+            b.acquire_within(Duration::from_secs(5), sleep)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "no waiter slot: refused at once"
+        );
+        first.abort();
+        let _ = first.await;
+        assert_eq!(
+            b.waiting(),
+            0,
+            "a cancelled waiter gives its waiter slot back"
+        );
+    }
+
+    /// Three waiters, one slot handed on three times: every waiter is served, none waits for
+    /// its timer.
+    #[tokio::test(start_paused = true)]
+    async fn each_release_serves_one_more_waiter() {
+        let b = Arc::new(bulkhead(1));
+        let held = b.try_acquire_owned().unwrap();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let b = b.clone();
+                tokio::spawn(async move {
+                    let permit = b
+                        .acquire_within(Duration::from_secs(60), sleep)
+                        .await
+                        .unwrap();
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    drop(permit);
+                    tokio::time::Instant::now()
+                })
+            })
+            .collect();
+        let started = tokio::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(b.waiting(), 3);
+        drop(held);
+        let mut done = Vec::new();
+        for w in waiters {
+            done.push(w.await.unwrap() - started);
+        }
+        done.sort();
+        assert_eq!(
+            done,
+            [6, 11, 16].map(Duration::from_millis),
+            "served one after another"
+        );
+        assert_eq!((b.in_flight(), b.waiting()), (0, 0));
+    }
+
+    #[test]
+    fn more_than_64_waiters_is_a_typed_error() {
+        let err = Bulkhead::builder("db").max_waiting(65).build().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid `max_waiting` = 65: expected at most 64"
+        );
+    }
 }

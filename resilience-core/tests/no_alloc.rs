@@ -266,10 +266,18 @@ fn bulkhead_paths_are_allocation_free() {
     assert_no_alloc("bulkhead call_async", || {
         assert_eq!(poll_ready(bulkhead.call_async(|| async { 7 })).unwrap(), 7)
     });
+    assert_no_alloc("bulkhead acquire_within, a slot free", || {
+        let wait = bulkhead.acquire_within(Duration::from_secs(1), |_| std::future::ready(()));
+        drop(poll_ready(wait).unwrap())
+    });
     let _held = (
         bulkhead.try_acquire().unwrap(),
         bulkhead.try_acquire().unwrap(),
     );
+    assert_no_alloc("bulkhead acquire_within, the wait over at once", || {
+        let wait = bulkhead.acquire_within(Duration::ZERO, |_| std::future::ready(()));
+        assert!(poll_ready(wait).is_err())
+    });
     assert_no_alloc("bulkhead full: rejection", || {
         assert!(bulkhead.try_acquire().is_err())
     });

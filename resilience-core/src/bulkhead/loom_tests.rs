@@ -119,3 +119,63 @@ fn loom_bulkhead_limit_change_races_acquire() {
     });
     assert_explored(runs, 10);
 }
+
+/// A release races a caller starting to wait: the waiter is always admitted, by its own
+/// re-read of the word or by the release's wake-up (a lost wake-up would leave `block_on`
+/// parked for ever, which loom reports as a deadlock).
+#[test]
+fn loom_bulkhead_waiter_is_never_left_behind_by_a_release() {
+    let runs = explore(|| {
+        let b = Arc::new(
+            Bulkhead::builder("loom")
+                .max_concurrent(1)
+                .max_waiting(2)
+                .build()
+                .unwrap(),
+        );
+        b.try_acquire().map(std::mem::forget).unwrap();
+        let b1 = b.clone();
+        let releaser = thread::spawn(move || b1.release());
+        let permit =
+            loom::future::block_on(b.acquire_within(std::time::Duration::from_secs(1), |_| {
+                std::future::pending::<()>()
+            }));
+        assert!(permit.is_ok());
+        drop(permit);
+        releaser.join().unwrap();
+        assert_eq!((b.in_flight(), b.waiting()), (0, 0));
+    });
+    assert_explored(runs, 5);
+}
+
+/// Two callers wait for one slot while it is released: both are served in turn (the second
+/// woken by the first's release), whatever the interleaving.
+#[test]
+fn loom_bulkhead_two_waiters_are_both_served() {
+    let runs = explore(|| {
+        let b = Arc::new(
+            Bulkhead::builder("loom")
+                .max_concurrent(1)
+                .max_waiting(2)
+                .build()
+                .unwrap(),
+        );
+        b.try_acquire().map(std::mem::forget).unwrap();
+        let wait = |b: &Bulkhead| {
+            let permit =
+                loom::future::block_on(b.acquire_within(std::time::Duration::from_secs(1), |_| {
+                    std::future::pending::<()>()
+                }));
+            assert!(permit.is_ok());
+        };
+        let b1 = b.clone();
+        let other = thread::spawn(move || wait(&b1));
+        let b2 = b.clone();
+        let releaser = thread::spawn(move || b2.release());
+        wait(&b);
+        other.join().unwrap();
+        releaser.join().unwrap();
+        assert_eq!((b.in_flight(), b.waiting()), (0, 0));
+    });
+    assert_explored(runs, 20);
+}

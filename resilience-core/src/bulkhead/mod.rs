@@ -24,6 +24,7 @@ mod future;
 #[cfg(all(test, resilience_loom))]
 mod loom_tests;
 mod permit;
+mod wait;
 mod word;
 
 use core::fmt;
@@ -32,24 +33,27 @@ use core::future::Future;
 pub use error::BulkheadFull;
 pub use future::BulkheadFuture;
 pub use permit::{BulkheadPermit, OwnedBulkheadPermit};
+pub use wait::{AcquireWithin, MAX_WAITING};
 
 use crate::error::ConfigError;
 use crate::governance::GovernanceHash;
 use crate::stats::Counters;
 use std::sync::Arc;
+use wait::Waiters;
 use word::Word;
 
 const ADMITTED: usize = 0;
 const REJECTED: usize = 1;
 
-/// The largest limit a bulkhead takes.
-pub const MAX_CONCURRENT: u32 = u32::MAX;
+/// The largest limit a bulkhead takes (2^31 - 1: the word keeps a flag beside the count).
+pub const MAX_CONCURRENT: u32 = (1 << 31) - 1;
 
 /// A concurrency limit: at most [`limit`](Self::limit) calls hold a permit at once.
 ///
 /// See the [module documentation](self) for an example.
 pub struct Bulkhead {
     word: Word,
+    waiters: Waiters,
     counters: Counters<2>,
     name: Box<str>,
     governance: GovernanceHash,
@@ -62,6 +66,7 @@ impl Bulkhead {
         BulkheadBuilder {
             name: name.into(),
             max_concurrent: 25,
+            max_waiting: 16,
             governance: None,
         }
     }
@@ -146,12 +151,51 @@ impl Bulkhead {
         BulkheadFuture::start(self.try_acquire(), f)
     }
 
+    /// Waits at most `max_wait` for a slot, on the timer `sleep` makes (`tokio::time::sleep`
+    /// under tokio; the data plane has no runtime of its own). Admitted at once when a slot is
+    /// free; otherwise it takes one of the [`max_waiting`](BulkheadBuilder::max_waiting) waiter
+    /// slots and is woken by each release until it wins a slot or the timer fires. Callers
+    /// that wait are not served in order: every release wakes them all and they race.
+    ///
+    /// # Errors
+    ///
+    /// [`BulkheadFull`] when `max_wait` passes first, or at once when every waiter slot is
+    /// taken (counted as a rejection either way).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use resilience_core::bulkhead::Bulkhead;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bulkhead = Bulkhead::builder("db").max_concurrent(1).build()?;
+    /// let held = bulkhead.try_acquire()?;
+    /// let waiting = bulkhead.acquire_within(Duration::from_millis(50), tokio::time::sleep);
+    /// drop(held); // frees the slot the waiter gets
+    /// let _permit = waiting.await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn acquire_within<S: Future<Output = ()>>(
+        &self,
+        max_wait: core::time::Duration,
+        sleep: impl FnOnce(core::time::Duration) -> S,
+    ) -> AcquireWithin<'_, S> {
+        AcquireWithin::new(self, sleep(max_wait))
+    }
+
+    /// Callers waiting in [`acquire_within`](Self::acquire_within) now.
+    pub fn waiting(&self) -> u32 {
+        self.waiters.waiting()
+    }
+
     /// Changes the limit at once. Calls in flight beyond a lowered limit finish normally; new
     /// calls are admitted once fewer than the new limit are in flight.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] naming `max_concurrent` for 0.
+    /// [`ConfigError::Invalid`] naming `max_concurrent` outside 1 to [`MAX_CONCURRENT`].
     pub fn set_limit(&self, max_concurrent: u32) -> Result<(), ConfigError> {
         validate(max_concurrent)?;
         self.word.set_limit(max_concurrent);
@@ -198,7 +242,16 @@ impl Bulkhead {
 
     #[inline]
     pub(crate) fn release(&self) {
-        self.word.release();
+        if self.word.release() {
+            self.wake_waiters();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_waiters(&self) {
+        self.word.clear_waiting();
+        self.waiters.wake_all();
     }
 }
 
@@ -240,13 +293,21 @@ impl BulkheadSnapshot {
 pub struct BulkheadBuilder {
     name: String,
     max_concurrent: u32,
+    max_waiting: u32,
     governance: Option<GovernanceHash>,
 }
 
 impl BulkheadBuilder {
-    /// Calls admitted at once (at least 1; default 25).
+    /// Calls admitted at once (1 to [`MAX_CONCURRENT`]; default 25).
     pub fn max_concurrent(mut self, max_concurrent: u32) -> Self {
         self.max_concurrent = max_concurrent;
+        self
+    }
+
+    /// Callers that may wait at once in [`Bulkhead::acquire_within`] (0 to
+    /// [`MAX_WAITING`]; default 16). More are refused at once.
+    pub fn max_waiting(mut self, max_waiting: u32) -> Self {
+        self.max_waiting = max_waiting;
         self
     }
 
@@ -260,11 +321,21 @@ impl BulkheadBuilder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] naming `max_concurrent` when it is 0.
+    /// [`ConfigError::Invalid`] naming `max_concurrent` outside 1 to [`MAX_CONCURRENT`], or
+    /// `max_waiting` above
+    /// [`MAX_WAITING`].
     pub fn build(self) -> Result<Bulkhead, ConfigError> {
         validate(self.max_concurrent)?;
+        if self.max_waiting > MAX_WAITING {
+            return Err(ConfigError::invalid(
+                "max_waiting",
+                self.max_waiting,
+                "at most 64",
+            ));
+        }
         Ok(Bulkhead {
             word: Word::new(self.max_concurrent),
+            waiters: Waiters::new(self.max_waiting),
             counters: Counters::new(),
             name: self.name.into_boxed_str(),
             governance: self.governance.unwrap_or_else(GovernanceHash::for_process),
@@ -273,11 +344,11 @@ impl BulkheadBuilder {
 }
 
 fn validate(max_concurrent: u32) -> Result<(), ConfigError> {
-    if max_concurrent == 0 {
+    if max_concurrent == 0 || max_concurrent > MAX_CONCURRENT {
         return Err(ConfigError::invalid(
             "max_concurrent",
             max_concurrent,
-            "at least 1",
+            "between 1 and 2147483647",
         ));
     }
     Ok(())

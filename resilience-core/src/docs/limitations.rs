@@ -40,8 +40,10 @@
 //!
 //! # Bulkhead and rate limiter
 //!
-//! * **A bulkhead refuses at once.** There is no waiting for a slot yet; a caller that wants
-//!   to wait retries itself.
+//! * **Waiting for a bulkhead slot is not in order.** `acquire_within` callers (at most 64 per
+//!   bulkhead) are all woken by each release and race for the slot, so one may wait longer than
+//!   a later one (each still ends by its own deadline). Waiting needs a timer from the caller's
+//!   runtime; the data plane has none.
 //! * **`BulkheadFull` and `RateLimited` do not name their policy** (they are `Copy` and carry
 //!   no string); the caller knows which one it asked.
 //! * **A rate limiter sees time in the coarse clock's ticks** (1 ms under the control plane's
