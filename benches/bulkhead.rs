@@ -23,8 +23,13 @@ fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
 }
 
 fn ours() -> Bulkhead {
+    ours_with_totals(true)
+}
+
+fn ours_with_totals(totals: bool) -> Bulkhead {
     Bulkhead::builder("bench")
         .max_concurrent(LIMIT)
+        .call_totals(totals)
         .build()
         .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -47,6 +52,11 @@ fn one_thread(c: &mut Criterion) {
     g.bench_function("resilience Bulkhead::try_acquire", |b| {
         b.iter(|| black_box(&bulkhead).try_acquire().is_ok())
     });
+    let bare = ours_with_totals(false);
+    g.bench_function(
+        "resilience Bulkhead::try_acquire, call_totals(false)",
+        |b| b.iter(|| black_box(&bare).try_acquire().is_ok()),
+    );
     let shared = Arc::new(ours());
     g.bench_function("resilience Bulkhead::try_acquire_owned", |b| {
         b.iter(|| black_box(&shared).try_acquire_owned().is_ok())
@@ -70,6 +80,12 @@ fn one_thread(c: &mut Criterion) {
     g.bench_function("resilience Bulkhead::try_acquire", |b| {
         b.iter(|| black_box(&full).try_acquire().is_err())
     });
+    let bare = ours_with_totals(false);
+    let _held_bare: Vec<_> = (0..LIMIT).map(|_| bare.try_acquire()).collect();
+    g.bench_function(
+        "resilience Bulkhead::try_acquire, call_totals(false)",
+        |b| b.iter(|| black_box(&bare).try_acquire().is_err()),
+    );
     let sem_full = semaphore();
     let _taken = sem_full.try_acquire_many(LIMIT);
     g.bench_function("tokio Semaphore::try_acquire", |b| {

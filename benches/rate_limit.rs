@@ -23,9 +23,14 @@ fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
 }
 
 fn ours(per_second: u32, burst: u32) -> RateLimiter {
+    ours_with_totals(per_second, burst, true)
+}
+
+fn ours_with_totals(per_second: u32, burst: u32, totals: bool) -> RateLimiter {
     RateLimiter::builder("bench")
         .rate(per_second, Duration::from_secs(1))
         .burst(burst)
+        .call_totals(totals)
         .build()
         .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -42,6 +47,11 @@ fn one_thread(c: &mut Criterion) {
     g.bench_function("resilience RateLimiter::try_acquire", |b| {
         b.iter(|| black_box(&limiter).try_acquire().is_ok())
     });
+    let bare = ours_with_totals(PLENTY, PLENTY, false);
+    g.bench_function(
+        "resilience RateLimiter::try_acquire, call_totals(false)",
+        |b| b.iter(|| black_box(&bare).try_acquire().is_ok()),
+    );
     let peer = governor(PLENTY, PLENTY);
     g.bench_function("governor check", |b| {
         b.iter(|| black_box(&peer).check().is_ok())
@@ -54,6 +64,12 @@ fn one_thread(c: &mut Criterion) {
     g.bench_function("resilience RateLimiter::try_acquire", |b| {
         b.iter(|| black_box(&limiter).try_acquire().is_err())
     });
+    let bare = ours_with_totals(1, 1, false);
+    let _ = bare.try_acquire();
+    g.bench_function(
+        "resilience RateLimiter::try_acquire, call_totals(false)",
+        |b| b.iter(|| black_box(&bare).try_acquire().is_err()),
+    );
     let peer = governor(1, 1);
     let _ = peer.check();
     g.bench_function("governor check", |b| {

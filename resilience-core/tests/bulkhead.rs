@@ -357,3 +357,17 @@ mod waiting {
         );
     }
 }
+
+#[test]
+fn without_call_totals_the_limit_holds_and_nothing_is_counted() {
+    let b = Bulkhead::builder("db")
+        .max_concurrent(1)
+        .call_totals(false)
+        .build()
+        .unwrap();
+    let held = b.try_acquire().unwrap();
+    assert!(b.try_acquire().is_err());
+    drop(held);
+    let snap = b.snapshot();
+    assert_eq!((snap.admitted, snap.rejected, snap.in_flight), (0, 0, 0));
+}

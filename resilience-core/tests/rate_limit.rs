@@ -149,3 +149,18 @@ fn contention_admits_exactly_the_burst() {
     let snap = l.snapshot();
     assert_eq!((snap.admitted, snap.rejected), (1_000, 39_000));
 }
+
+#[test]
+fn without_call_totals_the_rate_holds_and_nothing_is_counted() {
+    let l = RateLimiter::builder("x")
+        .rate(1, Duration::from_secs(1))
+        .burst(1)
+        .call_totals(false)
+        .clock(ManualClock::new())
+        .build()
+        .unwrap();
+    l.try_acquire().unwrap();
+    assert!(l.try_acquire().is_err());
+    let snap = l.snapshot();
+    assert_eq!((snap.admitted, snap.rejected, snap.available), (0, 0, 0));
+}

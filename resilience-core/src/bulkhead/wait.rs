@@ -124,7 +124,7 @@ impl<'a, S: Future<Output = ()>> Future for AcquireWithin<'a, S> {
             Some(slot) => slot,
             None => {
                 if bulkhead.word.try_acquire().is_ok() {
-                    bulkhead.counters.bump(ADMITTED);
+                    bulkhead.count(ADMITTED);
                     return Poll::Ready(Ok(BulkheadPermit::new(bulkhead)));
                 }
                 match bulkhead.waiters.claim() {
@@ -143,7 +143,7 @@ impl<'a, S: Future<Output = ()>> Future for AcquireWithin<'a, S> {
             Ok(()) => {
                 bulkhead.waiters.free(slot);
                 *this.slot = None;
-                bulkhead.counters.bump(ADMITTED);
+                bulkhead.count(ADMITTED);
                 Poll::Ready(Ok(BulkheadPermit::new(bulkhead)))
             }
             Err(limit) => match this.timer.poll(cx) {
