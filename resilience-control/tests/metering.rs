@@ -45,28 +45,10 @@ fn config(dir: &TempDir) -> MeteringConfig {
 
 /// Every entry of `{ns}:meter`, as (tokens, fields).
 fn stream(server: &RedisServer, ns: &str) -> Vec<(u32, std::collections::HashMap<String, String>)> {
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(format!("{{{ns}}}:meter"))
-        .arg("-")
-        .arg("+")
-        .query(&mut server.connection())
-        .unwrap();
-    reply
-        .ids
+    server
+        .meter_stream(ns)
         .into_iter()
-        .map(|entry| {
-            let fields: std::collections::HashMap<String, String> = entry
-                .map
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        redis::from_redis_value::<String>(v.clone()).unwrap(),
-                    )
-                })
-                .collect();
-            (fields["tokens"].parse().unwrap(), fields)
-        })
+        .map(|fields| (fields["tokens"].parse().unwrap(), fields))
         .collect()
 }
 

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -205,28 +204,7 @@ async fn seed_hooks_reach_redis_with_their_own_fields() {
     record_seed_calls(&hooks);
     let ledger = flusher.finish(Duration::from_secs(5)).await;
     assert_eq!((ledger.accepted, ledger.flushed), (6, 6), "{ledger:?}");
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(format!("{{{ns}}}:meter"))
-        .arg("-")
-        .arg("+")
-        .query(&mut server.connection())
-        .unwrap();
-    let entries: Vec<HashMap<String, String>> = reply
-        .ids
-        .iter()
-        .map(|entry| {
-            entry
-                .map
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        redis::from_redis_value::<String>(v.clone()).unwrap(),
-                    )
-                })
-                .collect()
-        })
-        .collect();
+    let entries = server.meter_stream(&ns);
     // The stream's fields read back as the records the hooks made.
     let records: Vec<EventRecord> = entries
         .iter()

@@ -350,6 +350,28 @@ impl RedisServer {
     pub fn connection(&self) -> redis::Connection {
         self.client().get_connection().unwrap()
     }
+
+    /// Every entry of the metering stream `{ns}:meter`, oldest first, as field → value.
+    #[allow(dead_code)] // not every test binary reads the stream
+    pub fn meter_stream(&self, ns: &str) -> Vec<std::collections::HashMap<String, String>> {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(format!("{{{ns}}}:meter"))
+            .arg("-")
+            .arg("+")
+            .query(&mut self.connection())
+            .unwrap();
+        reply
+            .ids
+            .into_iter()
+            .map(|entry| {
+                entry
+                    .map
+                    .into_iter()
+                    .map(|(k, v)| (k, redis::from_redis_value::<String>(v).unwrap()))
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 impl Drop for RedisServer {
