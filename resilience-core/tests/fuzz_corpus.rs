@@ -24,20 +24,32 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     inputs
 }
 
-#[test]
-fn breaker_corpus_replays_clean() {
-    let inputs = corpus("breaker_vs_model");
+/// Replays every input of `target`'s corpus (at least `min` of them) through `run`, failing on
+/// the first that diverges from its model, and merges what they exercised.
+fn replay<C: Default + std::panic::RefUnwindSafe>(
+    target: &str,
+    min: usize,
+    run: impl Fn(&[u8]) -> C + std::panic::RefUnwindSafe,
+    merge: impl Fn(&mut C, &C),
+) -> C {
+    let inputs = corpus(target);
     assert!(
-        inputs.len() >= 50,
+        inputs.len() >= min,
         "the committed corpus is missing or tiny: {}",
         inputs.len()
     );
-    let mut total = Coverage::default();
+    let mut total = C::default();
     for (path, bytes) in &inputs {
         let coverage = std::panic::catch_unwind(|| run(bytes))
             .unwrap_or_else(|_| panic!("corpus input {} diverged from the model", path.display()));
-        total.merge(&coverage);
+        merge(&mut total, &coverage);
     }
+    total
+}
+
+#[test]
+fn breaker_corpus_replays_clean() {
+    let total = replay("breaker_vs_model", 50, run, Coverage::merge);
     // The corpus must keep exercising the interesting paths, not just replay empty inputs.
     for pair in [
         (State::Closed, State::Open),
@@ -55,36 +67,24 @@ fn breaker_corpus_replays_clean() {
 
 #[test]
 fn fault_table_corpus_replays_clean() {
-    let inputs = corpus("fault_table");
-    assert!(
-        inputs.len() >= 50,
-        "the committed corpus is missing or tiny: {}",
-        inputs.len()
+    let total = replay(
+        "fault_table",
+        50,
+        fault_table_model::run,
+        fault_table_model::Coverage::merge,
     );
-    let mut total = fault_table_model::Coverage::default();
-    for (path, bytes) in &inputs {
-        let coverage = std::panic::catch_unwind(|| fault_table_model::run(bytes))
-            .unwrap_or_else(|_| panic!("corpus input {} diverged from the model", path.display()));
-        total.merge(&coverage);
-    }
     assert!(total.injected.iter().all(|&n| n > 0), "{total:?}");
     assert!(total.refused.iter().all(|&n| n > 0), "{total:?}");
 }
 
 #[test]
 fn meter_ring_corpus_replays_clean() {
-    let inputs = corpus("meter_ring");
-    assert!(
-        inputs.len() >= 20,
-        "the committed corpus is missing or tiny: {}",
-        inputs.len()
+    let total = replay(
+        "meter_ring",
+        20,
+        meter_model::run,
+        meter_model::Coverage::merge,
     );
-    let mut total = meter_model::Coverage::default();
-    for (path, bytes) in &inputs {
-        let coverage = std::panic::catch_unwind(|| meter_model::run(bytes))
-            .unwrap_or_else(|_| panic!("corpus input {} diverged from the model", path.display()));
-        total.merge(&coverage);
-    }
     assert!(
         total.refused_full > 0 && total.refused_closed > 0 && total.drained > 0,
         "{total:?}"
@@ -93,18 +93,12 @@ fn meter_ring_corpus_replays_clean() {
 
 #[test]
 fn bulkhead_corpus_replays_clean() {
-    let inputs = corpus("bulkhead");
-    assert!(
-        inputs.len() >= 20,
-        "the committed corpus is missing or tiny: {}",
-        inputs.len()
+    let total = replay(
+        "bulkhead",
+        20,
+        bulkhead_model::run,
+        bulkhead_model::Coverage::merge,
     );
-    let mut total = bulkhead_model::Coverage::default();
-    for (path, bytes) in &inputs {
-        let coverage = std::panic::catch_unwind(|| bulkhead_model::run(bytes))
-            .unwrap_or_else(|_| panic!("corpus input {} diverged from the model", path.display()));
-        total.merge(&coverage);
-    }
     assert!(
         total.admitted > 0
             && total.refused > 0
@@ -116,18 +110,12 @@ fn bulkhead_corpus_replays_clean() {
 
 #[test]
 fn rate_limit_corpus_replays_clean() {
-    let inputs = corpus("rate_limit");
-    assert!(
-        inputs.len() >= 20,
-        "the committed corpus is missing or tiny: {}",
-        inputs.len()
+    let total = replay(
+        "rate_limit",
+        20,
+        rate_limit_model::run,
+        rate_limit_model::Coverage::merge,
     );
-    let mut total = rate_limit_model::Coverage::default();
-    for (path, bytes) in &inputs {
-        let coverage = std::panic::catch_unwind(|| rate_limit_model::run(bytes))
-            .unwrap_or_else(|_| panic!("corpus input {} diverged from the model", path.display()));
-        total.merge(&coverage);
-    }
     assert!(
         total.admitted > 0 && total.refused > 0 && total.never > 0 && total.retried_on_time > 0,
         "{total:?}"

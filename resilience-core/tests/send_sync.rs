@@ -29,7 +29,12 @@ const _: fn() = || {
     send_sync::<resilience_core::bulkhead::BulkheadFull>();
     copy::<resilience_core::bulkhead::BulkheadFull>();
     copy::<resilience_core::bulkhead::BulkheadSnapshot>();
-    send::<resilience_core::bulkhead::BulkheadFuture<'static, std::future::Ready<u8>>>();
+    send::<
+        resilience_core::bulkhead::BulkheadFuture<
+            resilience_core::bulkhead::BulkheadPermit<'static>,
+            std::future::Ready<u8>,
+        >,
+    >();
     send_sync::<resilience_core::rate_limit::RateLimiter>();
     send_sync::<resilience_core::rate_limit::RateLimiter<ManualClock>>();
     send_sync::<resilience_core::rate_limit::RateLimited>();

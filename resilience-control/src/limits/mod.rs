@@ -41,7 +41,7 @@ impl Limits {
         &self.rate_limiters
     }
 
-    /// Whether `name` is taken by a bulkhead.
+    /// Adds `bulkhead`; its name back when a bulkhead already has it.
     pub(crate) fn add_bulkhead(&mut self, bulkhead: Arc<Bulkhead>) -> Result<(), String> {
         if self.bulkhead(bulkhead.name()).is_some() {
             return Err(bulkhead.name().to_owned());
@@ -50,6 +50,7 @@ impl Limits {
         Ok(())
     }
 
+    /// Adds `limiter`; its name back when a rate limiter already has it.
     pub(crate) fn add_rate_limiter(&mut self, limiter: Arc<RateLimiter>) -> Result<(), String> {
         if self.rate_limiter(limiter.name()).is_some() {
             return Err(limiter.name().to_owned());
@@ -58,7 +59,7 @@ impl Limits {
         Ok(())
     }
 
-    /// The first whose governance tag is not `expected`, as (kind, tag).
+    /// The first tag among the limits that is not `expected`.
     pub(crate) fn foreign_tag(&self, expected: GovernanceHash) -> Option<GovernanceHash> {
         self.bulkheads
             .iter()

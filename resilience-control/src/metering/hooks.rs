@@ -95,16 +95,6 @@ impl MeteringHooks {
         self.defaulted.load(Ordering::Relaxed)
     }
 
-    /// `tenant`, or the default tenant (counted) when it is empty.
-    fn tenant<'t>(&self, tenant: &'t str) -> &'t str {
-        if tenant.is_empty() {
-            self.defaulted.fetch_add(1, Ordering::Relaxed);
-            DEFAULT_TENANT
-        } else {
-            tenant
-        }
-    }
-
     /// An event of `operation` by `agent` for `tenant` (empty: [`DEFAULT_TENANT`]) at these
     /// hooks' tier, to describe further and [`record`](HookEvent::record).
     ///
@@ -135,12 +125,9 @@ impl MeteringHooks {
         tenant: &str,
         agent: &str,
     ) -> HookEvent<'_> {
-        let event = if self.source.is_some() {
-            UsageEvent::new(self.tenant(tenant), agent, operation, tier).map_err(HookError::from)
-        } else {
-            // Off: nothing is built, nothing can fail.
-            Err(HookError::Refused(RefuseReason::Closed))
-        };
+        // An empty tenant is kept here and billed to the default one by `record`, the one
+        // place that counts it.
+        let event = UsageEvent::new(tenant, agent, operation, tier).map_err(HookError::from);
         HookEvent { hooks: self, event }
     }
 
@@ -235,7 +222,6 @@ impl MeteringHooks {
             .map_err(|refused| HookError::Refused(refused.reason))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn hook(
         &self,
         operation: Operation,
@@ -245,14 +231,11 @@ impl MeteringHooks {
         latency: Duration,
         compliance: f32,
     ) -> Result<(), HookError> {
-        if self.source.is_none() {
-            return Ok(());
-        }
-        let event = UsageEvent::new(self.tenant(tenant), agent, operation, self.tier)?
+        self.event(operation, tenant, agent)
             .tokens(tokens)
             .latency(latency)
-            .compliance_score(compliance)?;
-        self.record(event)
+            .compliance(compliance)
+            .record()
     }
 
     /// A constitutional (governance) validation took `latency` and scored `compliance`.

@@ -1,4 +1,8 @@
 //! [`BulkheadFuture`]: an async call holding a bulkhead slot until it completes or is dropped.
+//!
+//! Shared by [`Bulkhead::call_async`](super::Bulkhead::call_async) (a borrowed
+//! [`BulkheadPermit`](super::BulkheadPermit)) and the tower service (an owned one), so both give
+//! the slot back the same way.
 
 use core::future::Future;
 use core::pin::Pin;
@@ -6,28 +10,25 @@ use core::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::{BulkheadFull, BulkheadPermit};
+use super::BulkheadFull;
 
 pin_project! {
     /// The future of [`Bulkhead::call_async`](super::Bulkhead::call_async): the call's output,
     /// or [`BulkheadFull`] at once when it was refused. The slot is given back when the call
     /// completes, and also when this future is dropped before that (cancellation) or the call
-    /// panics (the permit is dropped while unwinding).
+    /// panics (the permit `P` is dropped while unwinding).
     #[must_use = "futures do nothing unless polled"]
-    pub struct BulkheadFuture<'a, Fut> {
-        permit: Option<BulkheadPermit<'a>>,
+    pub struct BulkheadFuture<P, Fut> {
+        permit: Option<P>,
         refused: Option<BulkheadFull>,
         #[pin]
         call: Option<Fut>,
     }
 }
 
-impl<'a, Fut: Future> BulkheadFuture<'a, Fut> {
+impl<P, Fut: Future> BulkheadFuture<P, Fut> {
     #[inline]
-    pub(super) fn start(
-        admitted: Result<BulkheadPermit<'a>, BulkheadFull>,
-        f: impl FnOnce() -> Fut,
-    ) -> Self {
+    pub(crate) fn start(admitted: Result<P, BulkheadFull>, f: impl FnOnce() -> Fut) -> Self {
         match admitted {
             Ok(permit) => BulkheadFuture {
                 permit: Some(permit),
@@ -43,7 +44,7 @@ impl<'a, Fut: Future> BulkheadFuture<'a, Fut> {
     }
 }
 
-impl<Fut: Future> Future for BulkheadFuture<'_, Fut> {
+impl<P, Fut: Future> Future for BulkheadFuture<P, Fut> {
     type Output = Result<Fut::Output, BulkheadFull>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

@@ -145,7 +145,7 @@ impl Bulkhead {
     /// # Ok(()) }
     /// ```
     #[inline]
-    pub fn call_async<F, Fut>(&self, f: F) -> BulkheadFuture<'_, Fut>
+    pub fn call_async<F, Fut>(&self, f: F) -> BulkheadFuture<BulkheadPermit<'_>, Fut>
     where
         F: FnOnce() -> Fut,
         Fut: Future,

@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::bulkhead::{Bulkhead, BulkheadFull, OwnedBulkheadPermit};
+use crate::bulkhead::{Bulkhead, BulkheadFull, BulkheadFuture, OwnedBulkheadPermit};
 
 /// Wraps services in a [`BulkheadService`]: at most the bulkhead's limit of requests run at
 /// once, the rest fail at once with [`BulkheadFull`] converted into the service's error type
@@ -97,29 +97,21 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        match self.bulkhead.try_acquire_owned() {
-            Ok(permit) => BulkheadResponse {
-                permit: Some(permit),
-                refused: None,
-                call: Some(self.inner.call(request)),
-            },
-            Err(full) => BulkheadResponse {
-                permit: None,
-                refused: Some(full),
-                call: None,
-            },
+        BulkheadResponse {
+            call: BulkheadFuture::start(self.bulkhead.try_acquire_owned(), || {
+                self.inner.call(request)
+            }),
         }
     }
 }
 
 pin_project! {
-    /// The response future of [`BulkheadService`]: holds the slot while the inner call runs.
+    /// The response future of [`BulkheadService`]: holds the slot while the inner call runs
+    /// (the same [`BulkheadFuture`] as `call_async`, with a refusal turned into `E`).
     #[must_use = "futures do nothing unless polled"]
     pub struct BulkheadResponse<F> {
-        permit: Option<OwnedBulkheadPermit>,
-        refused: Option<BulkheadFull>,
         #[pin]
-        call: Option<F>,
+        call: BulkheadFuture<OwnedBulkheadPermit, F>,
     }
 }
 
@@ -131,16 +123,9 @@ where
     type Output = Result<T, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        if let Some(full) = this.refused.take() {
-            return Poll::Ready(Err(E::from(full)));
-        }
-        let Some(call) = this.call.as_mut().as_pin_mut() else {
-            panic!("BulkheadResponse polled after completion");
-        };
-        let output = core::task::ready!(call.poll(cx));
-        this.call.set(None);
-        this.permit.take();
-        Poll::Ready(output)
+        self.project()
+            .call
+            .poll(cx)
+            .map(|admitted| admitted.unwrap_or_else(|full| Err(E::from(full))))
     }
 }
