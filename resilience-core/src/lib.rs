@@ -77,13 +77,16 @@ mod governance;
 #[cfg(all(test, resilience_loom))]
 mod loom_support;
 pub mod meter;
+pub mod pipeline;
 pub mod rate_limit;
+pub mod retry;
 mod ring;
 mod stats;
 mod sync;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
+pub mod timeout;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;

@@ -22,7 +22,7 @@ mod std_impl {
     pub(crate) use core::hint::spin_loop;
     #[allow(unused_imports)]
     pub(crate) use core::sync::atomic::{
-        AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+        AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
     };
     #[allow(unused_imports)]
     pub(crate) use std::sync::Arc;
@@ -79,6 +79,6 @@ mod loom_impl {
     pub(crate) use loom::sync::Arc;
     #[allow(unused_imports)]
     pub(crate) use loom::sync::atomic::{
-        AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+        AtomicBool, AtomicI64, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
     };
 }

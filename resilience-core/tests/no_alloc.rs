@@ -394,3 +394,77 @@ fn tower_layers_are_allocation_free() {
         assert_eq!(poll_ready(limited.call(7)), Err(Refused::Limited));
     });
 }
+
+#[test]
+fn retry_timeout_and_pipeline_paths_are_allocation_free() {
+    use resilience_core::bulkhead::Bulkhead;
+    use resilience_core::pipeline::Pipeline;
+    use resilience_core::rate_limit::RateLimiter;
+    use resilience_core::retry::{Backoff, Retry, RetryBudget};
+    use resilience_core::timeout::TimeLimiter;
+
+    let clock = ManualClock::new();
+    let budget = Arc::new(RetryBudget::builder().clock(clock.clone()).build().unwrap());
+    let retry = Retry::builder("r")
+        .clock(clock.clone())
+        .backoff(Backoff::constant(Duration::ZERO))
+        .budget(budget)
+        .build()
+        .unwrap();
+    assert_no_alloc("retry, first attempt succeeds", || {
+        assert_eq!(retry.call(|_| Ok::<_, ()>(1)), Ok(1))
+    });
+    let mut fail_once = false;
+    assert_no_alloc("retry, one retry (zero backoff)", || {
+        fail_once = !fail_once;
+        let mut first = fail_once;
+        let _ = retry.call(|_| {
+            if std::mem::take(&mut first) {
+                Err(())
+            } else {
+                Ok(1)
+            }
+        });
+    });
+    assert_no_alloc("retry call_async, first attempt succeeds", || {
+        let call = retry.call_async(|_| async { Ok::<_, ()>(1) }, |_| std::future::ready(()));
+        assert_eq!(poll_ready(call), Ok(1));
+    });
+    let limiter = TimeLimiter::builder("t")
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    assert_no_alloc("time limiter, in time", || {
+        let call = limiter.call_async(|_| async { 1 }, |_| std::future::pending());
+        assert_eq!(poll_ready(call), Ok(1));
+    });
+
+    let pipeline = Pipeline::builder_on(clock.clone())
+        .retry(Retry::builder("p").clock(clock.clone()).build().unwrap())
+        .time_limiter(limiter)
+        .breaker(breaker(&clock, None))
+        .bulkhead(Bulkhead::builder("p").build().unwrap())
+        .rate_limiter(
+            RateLimiter::builder("p")
+                .rate(1_000_000, Duration::from_secs(1))
+                .burst(1_000_000)
+                .clock(clock.clone())
+                .build()
+                .unwrap(),
+        )
+        .build();
+    assert_no_alloc("pipeline call, all policies, success", || {
+        assert_eq!(pipeline.call(|_| Ok::<_, ()>(1)), Ok(1))
+    });
+    assert_no_alloc("pipeline call_or, success", || {
+        assert_eq!(pipeline.call_or(|_| Ok::<_, ()>(1), |_| 0), Ok(1))
+    });
+    assert_no_alloc("pipeline call_async, all policies, success", || {
+        let call = pipeline.call_async(|_| async { Ok::<_, ()>(1) }, |_| std::future::pending());
+        assert_eq!(poll_ready(call), Ok(1));
+    });
+    pipeline.breaker().unwrap().force_open();
+    assert_no_alloc("pipeline call, breaker open: refused, fallback", || {
+        assert_eq!(pipeline.call_or(|_| Ok::<_, ()>(1), |_| 0), Ok(0))
+    });
+}
