@@ -1,6 +1,7 @@
 //! The bulkhead's admission beside its peers, same workload, same groups, same run: tokio's
 //! `Semaphore::try_acquire` (what tower's `ConcurrencyLimit` and tower-resilience's bulkhead
-//! take a permit from) and tower's `ConcurrencyLimit` as a whole service.
+//! take a permit from), tower's `ConcurrencyLimit` and tower-resilience's bulkhead as whole
+//! services.
 //!
 //! `cargo bench -p resilience-benches --bench bulkhead`
 
@@ -8,19 +9,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use resilience_benches as setup;
 use resilience_core::bulkhead::Bulkhead;
 use tokio::sync::Semaphore;
 
 const LIMIT: u32 = 64;
-
-fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-    let mut g = c.benchmark_group(name);
-    g.throughput(Throughput::Elements(1));
-    g
-}
 
 fn ours() -> Bulkhead {
     ours_with_totals(true)
@@ -46,8 +40,19 @@ fn tower_limited() -> tower::limit::ConcurrencyLimit<tower::util::ServiceFn<Answ
     tower::limit::ConcurrencyLimit::new(tower::service_fn(inner), LIMIT as usize)
 }
 
+/// tower-resilience's bulkhead layer, refusing when full (no wait).
+fn tower_resilience() -> impl tower::Service<u32, Response = u32, Future: Send> + Clone + Send {
+    use tower::Layer;
+    let inner: Answer = |r| std::future::ready(Ok(r));
+    tower_resilience_bulkhead::BulkheadLayer::builder()
+        .max_concurrent_calls(LIMIT as usize)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .layer(tower::service_fn(inner))
+}
+
 fn one_thread(c: &mut Criterion) {
-    let mut g = group(c, "bulkhead admit + release, one thread");
+    let mut g = setup::group(c, "bulkhead admit + release, one thread");
     let bulkhead = ours();
     g.bench_function("resilience Bulkhead::try_acquire", |b| {
         b.iter(|| black_box(&bulkhead).try_acquire().is_ok())
@@ -72,9 +77,15 @@ fn one_thread(c: &mut Criterion) {
     g.bench_function("tower ConcurrencyLimit request", |b| {
         b.iter(|| setup::request(black_box(&mut service)))
     });
+    let runtime = setup::runtime();
+    let _context = runtime.enter();
+    let mut peer = tower_resilience();
+    g.bench_function("tower-resilience Bulkhead request", |b| {
+        b.iter(|| setup::request(black_box(&mut peer)))
+    });
     g.finish();
 
-    let mut g = group(c, "bulkhead full: rejection, one thread");
+    let mut g = setup::group(c, "bulkhead full: rejection, one thread");
     let full = ours();
     let _held: Vec<_> = (0..LIMIT).map(|_| full.try_acquire()).collect();
     g.bench_function("resilience Bulkhead::try_acquire", |b| {
@@ -95,7 +106,7 @@ fn one_thread(c: &mut Criterion) {
 }
 
 fn two_threads(c: &mut Criterion) {
-    let mut g = group(
+    let mut g = setup::group(
         c,
         "bulkhead admit + release, two threads sharing it (wall per call)",
     );
@@ -119,6 +130,18 @@ fn two_threads(c: &mut Criterion) {
     g.bench_function("tower ConcurrencyLimit request", |b| {
         b.iter_custom(|iters| {
             setup::two_threads_each(iters, || limited.clone(), &|s| {
+                black_box(setup::request(s));
+            })
+        })
+    });
+    let runtime = setup::runtime();
+    let handle = runtime.handle().clone();
+    let peer = tower_resilience();
+    g.bench_function("tower-resilience Bulkhead request", |b| {
+        b.iter_custom(|iters| {
+            // The second thread has no tokio context: each call enters it.
+            setup::two_threads_each(iters, || peer.clone(), &|s| {
+                let _context = handle.enter();
                 black_box(setup::request(s));
             })
         })

@@ -7,17 +7,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use failsafe::CircuitBreaker as _;
 use resilience_benches as setup;
 use resilience_core::CircuitBreaker;
-
-fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-    let mut g = c.benchmark_group(name);
-    g.throughput(Throughput::Elements(1));
-    g
-}
 
 #[inline(always)]
 fn acquire_success(b: &CircuitBreaker) -> bool {
@@ -26,7 +19,7 @@ fn acquire_success(b: &CircuitBreaker) -> bool {
 
 fn closed(c: &mut Criterion) {
     let _ticker = setup::ticker();
-    let mut g = group(c, "closed acquire+success");
+    let mut g = setup::group(c, "closed acquire+success");
     // The harness's own cost per iteration, for reading the others.
     g.bench_function("harness floor (no breaker)", |b| {
         b.iter(|| black_box(Ok::<(), ()>(())).is_ok())
@@ -55,7 +48,7 @@ fn closed(c: &mut Criterion) {
 
 fn open(c: &mut Criterion) {
     let _ticker = setup::ticker();
-    let mut g = group(c, "open rejection");
+    let mut g = setup::group(c, "open rejection");
     let ours = setup::ours_open();
     g.bench_function("resilience try_acquire", |b| {
         b.iter(|| black_box(&ours).try_acquire().is_err())
@@ -76,7 +69,7 @@ fn open(c: &mut Criterion) {
 
 fn contended(c: &mut Criterion) {
     let _ticker = setup::ticker();
-    let mut g = group(c, "two threads, one breaker (wall per call)");
+    let mut g = setup::group(c, "two threads, one breaker (wall per call)");
     let ours = setup::ours();
     g.bench_function("resilience try_acquire", |b| {
         b.iter_custom(|iters| {

@@ -1,5 +1,6 @@
 //! The GCRA rate limiter beside governor's (the same algorithm), same workload, same groups,
-//! same run: admission with permits to spare, refusal when exhausted, two threads sharing one.
+//! same run, with tower-resilience's rate limiter layer: admission with permits to spare,
+//! refusal when exhausted, two threads sharing one.
 //!
 //! `cargo bench -p resilience-benches --bench rate_limit`
 
@@ -7,20 +8,14 @@ use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use governor::{Quota, RateLimiter as Governor};
 use resilience_benches as setup;
 use resilience_core::rate_limit::RateLimiter;
+use tower::Layer;
 
 /// More than any bench can take: every call is admitted.
 const PLENTY: u32 = 1_000_000_000;
-
-fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-    let mut g = c.benchmark_group(name);
-    g.throughput(Throughput::Elements(1));
-    g
-}
 
 fn ours(per_second: u32, burst: u32) -> RateLimiter {
     ours_with_totals(per_second, burst, true)
@@ -40,9 +35,25 @@ fn governor(per_second: u32, burst: u32) -> governor::DefaultDirectRateLimiter {
     Governor::direct(Quota::per_second(nz(per_second)).allow_burst(nz(burst)))
 }
 
+type Answer = fn(u32) -> std::future::Ready<Result<u32, ()>>;
+
+fn echo() -> tower::util::ServiceFn<Answer> {
+    let answer: Answer = |n| std::future::ready(Ok(n));
+    tower::service_fn(answer)
+}
+
+/// tower-resilience's rate limiter: `per_second` permits each second.
+fn tower_resilience(per_second: u32) -> tower_resilience_ratelimiter::RateLimiterLayer {
+    tower_resilience_ratelimiter::RateLimiterLayer::builder()
+        .limit_for_period(per_second as usize)
+        .refresh_period(Duration::from_secs(1))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn one_thread(c: &mut Criterion) {
     let _ticker = setup::ticker();
-    let mut g = group(c, "rate limiter admit, one thread");
+    let mut g = setup::group(c, "rate limiter admit, one thread");
     let limiter = ours(PLENTY, PLENTY);
     g.bench_function("resilience RateLimiter::try_acquire", |b| {
         b.iter(|| black_box(&limiter).try_acquire().is_ok())
@@ -56,9 +67,15 @@ fn one_thread(c: &mut Criterion) {
     g.bench_function("governor check", |b| {
         b.iter(|| black_box(&peer).check().is_ok())
     });
+    let runtime = setup::runtime();
+    let _context = runtime.enter();
+    let mut layered = tower_resilience(PLENTY).layer(echo());
+    g.bench_function("tower-resilience RateLimiter request", |b| {
+        b.iter(|| setup::request(black_box(&mut layered)))
+    });
     g.finish();
 
-    let mut g = group(c, "rate limiter refusal, one thread");
+    let mut g = setup::group(c, "rate limiter refusal, one thread");
     let limiter = ours(1, 1);
     let _ = limiter.try_acquire();
     g.bench_function("resilience RateLimiter::try_acquire", |b| {
@@ -80,7 +97,7 @@ fn one_thread(c: &mut Criterion) {
 
 fn two_threads(c: &mut Criterion) {
     let _ticker = setup::ticker();
-    let mut g = group(
+    let mut g = setup::group(
         c,
         "rate limiter admit, two threads sharing it (wall per call)",
     );
@@ -97,6 +114,19 @@ fn two_threads(c: &mut Criterion) {
         b.iter_custom(|iters| {
             setup::two_threads(iters, &|| {
                 black_box(black_box(&peer).check().is_ok());
+            })
+        })
+    });
+    let runtime = setup::runtime();
+    let handle = runtime.handle().clone();
+    let layered = tower_resilience(PLENTY).layer(echo());
+    g.bench_function("tower-resilience RateLimiter request", |b| {
+        b.iter_custom(|iters| {
+            // The second thread has no tokio context: each call enters it (a thread-local
+            // swap, small beside the peer's cost).
+            setup::two_threads_each(iters, || layered.clone(), &|s| {
+                let _context = handle.enter();
+                black_box(setup::request(s));
             })
         })
     });

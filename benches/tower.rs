@@ -45,14 +45,6 @@ fn switchable(
     })
 }
 
-/// A runtime to poll inside (tower-resilience needs a tokio context).
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// A breaker for the process's lifetime, as a `static` would be.
 fn leaked() -> &'static CircuitBreaker {
     Box::leak(Box::new(setup::ours()))
@@ -72,7 +64,7 @@ fn peer_layer() -> PeerLayer {
 
 fn closed(c: &mut Criterion) {
     let _ticker = setup::ticker();
-    let runtime = runtime();
+    let runtime = setup::runtime();
     let _context = runtime.enter();
     let mut g = c.benchmark_group("tower layer, closed (ready + call + response)");
     g.throughput(Throughput::Elements(1));
@@ -119,7 +111,7 @@ fn closed(c: &mut Criterion) {
 
 fn open(c: &mut Criterion) {
     let _ticker = setup::ticker();
-    let runtime = runtime();
+    let runtime = setup::runtime();
     let _context = runtime.enter();
     let mut g = c.benchmark_group("tower layer, open (rejection)");
     g.throughput(Throughput::Elements(1));

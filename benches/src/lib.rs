@@ -3,6 +3,9 @@
 #![allow(missing_docs)]
 
 use std::sync::Barrier;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput};
 use std::time::{Duration, Instant};
 
 use resilience_core::{CircuitBreaker, CoarseClock, Ticker};
@@ -159,4 +162,20 @@ pub fn request<S: tower::Service<u32>>(service: &mut S) -> bool {
             Poll::Pending => std::hint::spin_loop(),
         }
     }
+}
+
+/// A criterion group whose figures read as time per call (one element per iteration).
+pub fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(1));
+    g
+}
+
+/// A current-thread runtime to poll inside: tower's and tower-resilience's timers and
+/// semaphores need a tokio context.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"))
 }

@@ -180,9 +180,7 @@ async fn a_time_out_counts_as_a_failure_is_retried_and_the_deadline_reaches_the_
     let outer = Deadline::after(&p.clock, ms(130));
     let seen = std::cell::RefCell::new(Vec::new());
     let result = pipeline
-        .call_async_within(
-            Some(outer),
-            |_: &()| true,
+        .call_async(
             |attempt| {
                 let left = attempt.deadline().unwrap().remaining(&p.clock);
                 seen.borrow_mut().push((attempt.number(), left.as_millis()));
@@ -190,6 +188,8 @@ async fn a_time_out_counts_as_a_failure_is_retried_and_the_deadline_reaches_the_
             },
             tokio::time::sleep,
         )
+        .within(outer)
+        .when(|_: &()| true)
         .await;
     assert!(matches!(result, Err(PipelineError::TimedOut(_))));
     // Attempt 1 at 0 ms (50 left), 2 at 60 (50 left), 3 at 120: only 10 ms of the outer

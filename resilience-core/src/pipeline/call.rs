@@ -4,12 +4,12 @@
 use core::future::Future;
 use core::time::Duration;
 
+use super::future::{NoFallback, PipelineFuture};
 use super::{Pipeline, PipelineError, Refusal};
 use crate::breaker::{Permit, State};
 use crate::chaos::Fault;
 use crate::clock::Clock;
 use crate::retry::{AnyError, Attempt, RetryOn, Schedule, block_for};
-use crate::timeout::Deadline;
 
 impl<C: Clock> Pipeline<C> {
     /// Runs `op` through the policies; failed attempts are retried (if the pipeline has a
@@ -73,6 +73,8 @@ impl<C: Clock> Pipeline<C> {
 
     /// Runs the futures `op` makes through the policies, waiting on the timer `sleep` makes
     /// (`tokio::time::sleep` under tokio) for backoffs, injected latency and the time limit.
+    /// Set a deadline with [`within`](PipelineFuture::within), a classifier with
+    /// [`when`](PipelineFuture::when), a fallback with [`or_else`](PipelineFuture::or_else).
     ///
     /// # Examples
     ///
@@ -94,82 +96,37 @@ impl<C: Clock> Pipeline<C> {
     /// assert_eq!(pipeline.retry().unwrap().snapshot().retries, 1);
     /// # Ok(()) }
     /// ```
-    pub async fn call_async<T, E, F, Fut, S, SF>(
+    #[inline]
+    pub fn call_async<T, E, F, Fut, S, SF>(
         &self,
         op: F,
         sleep: SF,
-    ) -> Result<T, PipelineError<E>>
+    ) -> PipelineFuture<'_, C, AnyError, NoFallback, F, Fut, SF, S>
     where
         F: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<T, E>>,
         SF: FnMut(Duration) -> S,
         S: Future<Output = ()>,
     {
-        self.call_async_within(None, AnyError, op, sleep).await
-    }
-
-    /// [`call_async`](Self::call_async) with a deadline for the whole call (retries stop
-    /// rather than back off past it, each attempt's time limit ends by it, and each attempt
-    /// is told it through [`Attempt::deadline`]) and a classifier of the call's errors.
-    ///
-    /// # Errors
-    ///
-    /// The last attempt's [`PipelineError`].
-    pub async fn call_async_within<T, E, F, Fut, S, SF>(
-        &self,
-        deadline: Option<Deadline>,
-        retry_on: impl RetryOn<E>,
-        mut op: F,
-        mut sleep: SF,
-    ) -> Result<T, PipelineError<E>>
-    where
-        F: FnMut(Attempt) -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        SF: FnMut(Duration) -> S,
-        S: Future<Output = ()>,
-    {
-        let mut schedule = Schedule::new(deadline);
-        let Some(retry) = &self.retry else {
-            return self
-                .attempt_async(schedule.attempt(), &mut op, &mut sleep)
-                .await;
-        };
-        retry.started();
-        loop {
-            let error = match self
-                .attempt_async(schedule.attempt(), &mut op, &mut sleep)
-                .await
-            {
-                Ok(value) => return Ok(value),
-                Err(error) => error,
-            };
-            let transient = error.is_transient(|e| retry_on.retry_on(e));
-            match retry.next_delay(&mut schedule, transient) {
-                Some(delay) => sleep(delay).await,
-                None => return Err(error),
-            }
-        }
+        PipelineFuture::new(self, op, sleep)
     }
 
     /// [`call_async`](Self::call_async) with the fallback of [`call_or`](Self::call_or).
-    ///
-    /// # Errors
-    ///
-    /// The errors the fallback does not cover.
-    pub async fn call_async_or<T, E, F, Fut, S, SF>(
+    #[inline]
+    pub fn call_async_or<T, E, F, Fut, S, SF, G>(
         &self,
         op: F,
         sleep: SF,
-        fallback: impl FnOnce(PipelineError<E>) -> T,
-    ) -> Result<T, PipelineError<E>>
+        fallback: G,
+    ) -> PipelineFuture<'_, C, AnyError, G, F, Fut, SF, S>
     where
         F: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<T, E>>,
         SF: FnMut(Duration) -> S,
         S: Future<Output = ()>,
+        G: FnOnce(PipelineError<E>) -> T,
     {
-        let result = self.call_async(op, sleep).await;
-        self.fall_back(result, fallback)
+        PipelineFuture::new(self, op, sleep).or_else(fallback)
     }
 
     #[inline]
@@ -185,7 +142,7 @@ impl<C: Clock> Pipeline<C> {
     }
 
     /// One attempt, sync: the admission policies in order, chaos, the call, the outcome.
-    #[inline]
+    #[inline(always)]
     fn attempt<T, E>(
         &self,
         attempt: Attempt,
@@ -205,55 +162,11 @@ impl<C: Clock> Pipeline<C> {
         settle(self, permit, op(attempt))
     }
 
-    /// One attempt, async: as [`attempt`](Self::attempt), with the time limit around the call.
-    async fn attempt_async<T, E, Fut, S>(
-        &self,
-        attempt: Attempt,
-        op: &mut impl FnMut(Attempt) -> Fut,
-        sleep: &mut impl FnMut(Duration) -> S,
-    ) -> Result<T, PipelineError<E>>
-    where
-        Fut: Future<Output = Result<T, E>>,
-        S: Future<Output = ()>,
-    {
-        let (permit, _slot) = self.admit()?;
-        if let Some(fault) = self.chaos_fault() {
-            match fault {
-                Fault::Latency(delay) => sleep(delay).await,
-                Fault::Timeout(after) => {
-                    sleep(after).await;
-                    return Err(injected(permit, fault));
-                }
-                _ => return Err(injected(permit, fault)),
-            }
-        }
-        let outcome = match &self.time_limiter {
-            None => op(attempt).await,
-            Some(limiter) => {
-                let limited = limiter.call_async_within(
-                    attempt.deadline(),
-                    |deadline| op(attempt.with_deadline(deadline)),
-                    &mut *sleep,
-                );
-                match limited.await {
-                    Ok(outcome) => outcome,
-                    Err(timed_out) => {
-                        if let Some(permit) = permit {
-                            permit.failure();
-                        }
-                        return Err(PipelineError::TimedOut(timed_out));
-                    }
-                }
-            }
-        };
-        settle(self, permit, outcome)
-    }
-
     /// Breaker, bulkhead and rate limiter, in that order; a later refusal gives back what an
     /// earlier policy granted without counting it (the dependency was not called).
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::type_complexity)]
-    fn admit<E>(
+    pub(super) fn admit<E>(
         &self,
     ) -> Result<
         (
@@ -276,8 +189,8 @@ impl<C: Clock> Pipeline<C> {
         Ok((permit, slot))
     }
 
-    #[inline]
-    fn chaos_fault(&self) -> Option<Fault> {
+    #[inline(always)]
+    pub(super) fn chaos_fault(&self) -> Option<Fault> {
         self.chaos
             .as_ref()
             .and_then(|(table, point)| table.check(*point))
@@ -293,7 +206,10 @@ impl<E> From<Refusal> for PipelineError<E> {
 
 /// An injected fault counts as the dependency's failure, except a simulated open breaker.
 #[cold]
-fn injected<E, C: Clock>(permit: Option<Permit<'_, C>>, fault: Fault) -> PipelineError<E> {
+pub(super) fn injected<E, C: Clock>(
+    permit: Option<Permit<'_, C>>,
+    fault: Fault,
+) -> PipelineError<E> {
     if let Some(permit) = permit {
         match fault {
             Fault::BreakerOpen => permit.ignore(),
@@ -303,8 +219,8 @@ fn injected<E, C: Clock>(permit: Option<Permit<'_, C>>, fault: Fault) -> Pipelin
     PipelineError::Injected(fault)
 }
 
-#[inline]
-fn settle<T, E, C: Clock>(
+#[inline(always)]
+pub(super) fn settle<T, E, C: Clock>(
     pipeline: &Pipeline<C>,
     permit: Option<Permit<'_, C>>,
     outcome: Result<T, E>,

@@ -31,11 +31,13 @@
 
 mod call;
 mod error;
+mod future;
 
 use core::fmt;
 use std::sync::Arc;
 
 pub use error::{FallbackOn, PipelineError, Refusal};
+pub use future::{Fallback, NoFallback, PipelineFuture};
 
 use crate::breaker::CircuitBreaker;
 use crate::bulkhead::Bulkhead;

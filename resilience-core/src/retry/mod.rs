@@ -34,6 +34,8 @@
 mod backoff;
 mod budget;
 mod future;
+#[cfg(all(test, resilience_loom))]
+mod loom_tests;
 
 use core::fmt;
 use core::future::Future;

@@ -86,8 +86,9 @@ impl crate::Governed for TimedOut {
     }
 }
 
-/// Races a future against a timer: the future's output, or [`TimedOut`] when `sleep(after)`
-/// finishes first (the future is then dropped).
+/// Races a future against a timer: the future's output, or [`TimedOut`] when `after` passes
+/// first (the future is then dropped). The timer (`sleep(time left)`) is made only if the
+/// future is not ready at its first poll. The deadline is read on the global [`CoarseClock`].
 ///
 /// # Examples
 ///
@@ -102,14 +103,22 @@ impl crate::Governed for TimedOut {
 /// assert!(late.await.is_err());
 /// # }
 /// ```
-pub fn timeout<Fut: Future, S: Future<Output = ()>>(
+pub fn timeout<Fut, SF, S>(
     after: Duration,
-    sleep: impl FnOnce(Duration) -> S,
+    sleep: SF,
     call: Fut,
-) -> Timeout<Fut, S> {
+) -> Timeout<'static, Fut, SF, S, CoarseClock>
+where
+    Fut: Future,
+    SF: FnOnce(Duration) -> S,
+    S: Future<Output = ()>,
+{
+    let clock = CoarseClock::global();
     Timeout::new(
         call,
-        sleep(after),
+        sleep,
+        clock,
+        clock.now() + after,
         TimedOut::new(after, GovernanceHash::for_process()),
     )
 }
@@ -140,8 +149,13 @@ impl TimeLimiter {
 impl<C: Clock> TimeLimiter<C> {
     /// Runs the future `f` makes, cancelling it when the limit (or the caller's tighter
     /// `deadline`, see [`call_async_within`](Self::call_async_within)) passes first. `f` gets
-    /// the [`Deadline`] so it can pass the time left to what it calls.
-    pub fn call_async<F, Fut, S, SF>(&self, f: F, sleep: SF) -> Timeout<Fut, S, Counted<'_>>
+    /// the [`Deadline`] so it can pass the time left to what it calls. The timer is made
+    /// (`sleep(time left)`) only if the call is not ready at its first poll.
+    pub fn call_async<F, Fut, S, SF>(
+        &self,
+        f: F,
+        sleep: SF,
+    ) -> Timeout<'_, Fut, SF, S, C, Counted<'_>>
     where
         F: FnOnce(Deadline) -> Fut,
         Fut: Future,
@@ -158,25 +172,35 @@ impl<C: Clock> TimeLimiter<C> {
         outer: Option<Deadline>,
         f: F,
         sleep: SF,
-    ) -> Timeout<Fut, S, Counted<'_>>
+    ) -> Timeout<'_, Fut, SF, S, C, Counted<'_>>
     where
         F: FnOnce(Deadline) -> Fut,
         Fut: Future,
         SF: FnOnce(Duration) -> S,
         S: Future<Output = ()>,
     {
+        let (deadline, error) = self.start(outer);
+        Timeout::new(f(deadline), sleep, &self.clock, deadline.instant(), error)
+            .counted(Counted(&self.counters))
+    }
+
+    /// A call starts now: its deadline (the earlier of `outer` and this limiter's own) and the
+    /// error it ends in if late. One clock read.
+    #[inline]
+    pub(crate) fn start(&self, outer: Option<Deadline>) -> (Deadline, TimedOut) {
         let now = self.clock.now();
         let own = Deadline::at(now + self.after);
         let (deadline, left) = match outer {
             Some(outer) if outer < own => (outer, outer.instant().saturating_since(now)),
             _ => (own, self.after),
         };
-        Timeout::new(
-            f(deadline),
-            sleep(left),
-            TimedOut::new(left, self.governance),
-        )
-        .counted(Counted(&self.counters))
+        (deadline, TimedOut::new(left, self.governance))
+    }
+
+    /// Counts a call that finished in time or was cut off.
+    #[inline]
+    pub(crate) fn finished(&self, in_time: bool) {
+        Counted(&self.counters).finished(in_time);
     }
 
     /// The limit.
