@@ -526,6 +526,12 @@ pub struct ResilienceConfig {
     pub bulkheads: Vec<crate::limits::BulkheadSettings>,
     /// Rate limiters to create at start-up (`[[rate_limits]]`).
     pub rate_limits: Vec<crate::limits::RateLimitSettings>,
+    /// Retry policies to create at start-up (`[[retries]]`).
+    pub retries: Vec<crate::limits::RetrySettings>,
+    /// Retry budgets the retries share by name (`[[retry_budgets]]`).
+    pub retry_budgets: Vec<crate::limits::RetryBudgetSettings>,
+    /// Time limits to create at start-up (`[[time_limits]]`).
+    pub time_limits: Vec<crate::limits::TimeLimitSettings>,
     /// Keys set by the environment, for error messages.
     #[serde(skip)]
     from_env: Vec<(&'static str, &'static str)>,
@@ -553,6 +559,9 @@ impl std::fmt::Debug for ResilienceConfig {
             .field("breakers", &self.breakers)
             .field("bulkheads", &self.bulkheads)
             .field("rate_limits", &self.rate_limits)
+            .field("retries", &self.retries)
+            .field("retry_budgets", &self.retry_budgets)
+            .field("time_limits", &self.time_limits)
             .finish()
     }
 }
@@ -575,6 +584,9 @@ impl Default for ResilienceConfig {
             breakers: Vec::new(),
             bulkheads: Vec::new(),
             rate_limits: Vec::new(),
+            retries: Vec::new(),
+            retry_budgets: Vec::new(),
+            time_limits: Vec::new(),
             from_env: Vec::new(),
         }
     }
@@ -763,6 +775,8 @@ impl ResilienceConfig {
         self.breaker_configs()?;
         self.bulkheads()?;
         self.rate_limiters()?;
+        self.retries()?;
+        self.time_limiters()?;
         Ok(())
     }
 

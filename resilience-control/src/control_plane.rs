@@ -74,6 +74,29 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// A retry policy to hold by name, as [`bulkhead`](Self::bulkhead); a budget it draws on
+    /// that runs dry is reported in health.
+    pub fn retry(mut self, retry: Arc<resilience_core::retry::Retry>) -> Self {
+        if let Err(name) = self.limits.add_retry(retry) {
+            self.duplicate.get_or_insert(BuildError::DuplicateName {
+                kind: "retry",
+                name,
+            });
+        }
+        self
+    }
+
+    /// A time limit to hold by name, as [`bulkhead`](Self::bulkhead).
+    pub fn time_limiter(mut self, limiter: Arc<resilience_core::timeout::TimeLimiter>) -> Self {
+        if let Err(name) = self.limits.add_time_limiter(limiter) {
+            self.duplicate.get_or_insert(BuildError::DuplicateName {
+                kind: "time limit",
+                name,
+            });
+        }
+        self
+    }
+
     /// The breakers to watch, recover and report on (usually an `Arc<BreakerRegistry>`).
     pub fn registry(mut self, source: Arc<dyn BreakerSource>) -> Self {
         self.source = Some(source);
@@ -211,7 +234,7 @@ impl ControlPlaneBuilder {
             return Err(err);
         }
         if let Some(found) = self.limits.foreign_tag(expected) {
-            found.ensure_matches(expected, "bulkhead or rate limiter")?;
+            found.ensure_matches(expected, "bulkhead, rate limiter, retry or time limit")?;
         }
         // Every component checked: errors raised from here on report this tag.
         expected.declare_for_process();
@@ -235,6 +258,11 @@ impl ControlPlaneBuilder {
             self.health,
             sink_for(AlertClass::Health),
         )?;
+        if !self.limits.is_empty() {
+            health.set_pressure_source(Arc::new(crate::limits::PressureWatch::new(
+                self.limits.clone(),
+            )));
+        }
         let recovery = RecoveryOrchestrator::new(Arc::clone(&source), self.recovery)?;
         if let Some(sink) = sink_for(AlertClass::RecoveryExhausted) {
             recovery.set_alert_sink(sink);
@@ -644,7 +672,7 @@ impl ControlPlane {
         &self.inner.health
     }
 
-    /// The named bulkheads and rate limiters, for the service to look up
+    /// The named bulkheads, rate limiters, retries and time limits, for the service to look up
     /// (`control.limits().bulkhead("search")`).
     pub fn limits(&self) -> &crate::limits::Limits {
         &self.inner.limits

@@ -503,6 +503,9 @@ fn the_example_configuration_parses_and_mentions_every_key() {
             expected.breakers = config.breakers.clone();
             expected.bulkheads = config.bulkheads.clone();
             expected.rate_limits = config.rate_limits.clone();
+            expected.retries = config.retries.clone();
+            expected.retry_budgets = config.retry_budgets.clone();
+            expected.time_limits = config.time_limits.clone();
             expected
         },
         "every value in the example is the default"
@@ -521,20 +524,48 @@ fn the_example_configuration_parses_and_mentions_every_key() {
     let serialized = toml::to_string(&all).unwrap();
     for line in serialized.lines() {
         // `breakers = []` and the like: arrays of tables, written `[[breakers]]` in the example.
-        if let Some((key, _)) = line
-            .split_once(" = ")
-            .filter(|(k, _)| !["breakers", "bulkheads", "rate_limits"].contains(k))
-        {
+        if let Some((key, _)) = line.split_once(" = ").filter(|(k, _)| {
+            ![
+                "breakers",
+                "bulkheads",
+                "rate_limits",
+                "retries",
+                "retry_budgets",
+                "time_limits",
+            ]
+            .contains(k)
+        }) {
             assert!(
                 text.contains(&format!("{key} = ")),
                 "the example lacks `{key}`"
             );
         }
     }
-    for table in ["[[breakers]]", "[[bulkheads]]", "[[rate_limits]]"] {
+    for table in [
+        "[[breakers]]",
+        "[[bulkheads]]",
+        "[[rate_limits]]",
+        "[[retries]]",
+        "[[retry_budgets]]",
+        "[[time_limits]]",
+    ] {
         assert!(text.contains(table), "the example lacks {table}");
     }
-    for key in ["max_concurrent", "rate", "period_seconds", "burst"] {
+    for key in [
+        "max_concurrent",
+        "rate",
+        "period_seconds",
+        "burst",
+        "max_attempts",
+        "initial_backoff_seconds",
+        "max_backoff_seconds",
+        "multiplier",
+        "budget",
+        "ratio",
+        "min_per_sec",
+        "max_balance",
+        "timeout_seconds",
+    ] {
         assert!(
             text.contains(&format!("{key} = ")),
             "the example lacks `{key}`"
@@ -544,6 +575,10 @@ fn the_example_configuration_parses_and_mentions_every_key() {
     assert_eq!((bulkheads.len(), limiters.len()), (1, 1));
     assert_eq!(bulkheads[0].limit(), 25);
     assert_eq!(limiters[0].burst(), 100);
+    let retries = config.retries().unwrap();
+    assert_eq!(retries[0].max_attempts(), 3);
+    assert_eq!(retries[0].budget().unwrap().available(), 0);
+    assert_eq!(config.time_limiters().unwrap()[0].timeout().as_secs(), 1);
     for key in [
         "failure_rate",
         "window_calls",
@@ -660,4 +695,88 @@ fn limits_from_toml_are_built_and_bad_ones_name_their_key() {
         assert_eq!(err.key(), Some(key), "{text}: {err}");
         assert!(err.to_string().contains(value), "{text}: {err}");
     }
+}
+
+#[test]
+fn retries_and_time_limits_from_toml_share_budgets_and_bad_ones_name_their_key() {
+    use resilience_core::retry::Jitter;
+    let config = load(
+        "[[retry_budgets]]\nname = \"shared\"\nratio = 0.5\nmin_per_sec = 0\n\
+         [[retries]]\nname = \"a\"\nbudget = \"shared\"\njitter = \"decorrelated\"\n\
+         initial_backoff_seconds = 0.01\nmax_backoff_seconds = 0.5\nmultiplier = 3.0\n\
+         [[retries]]\nname = \"b\"\nbudget = \"shared\"\nmax_attempts = 5\n\
+         [[time_limits]]\nname = \"t\"\ntimeout_seconds = 0.25\n",
+        &[],
+    )
+    .unwrap();
+    let retries = config.retries().unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(retries[0].budget().unwrap(), retries[1].budget().unwrap()),
+        "one budget shared by both"
+    );
+    let backoff = retries[0].backoff();
+    assert_eq!(backoff.jitter_kind(), Jitter::Decorrelated);
+    assert_eq!(backoff.initial(), std::time::Duration::from_millis(10));
+    assert_eq!(backoff.max(), std::time::Duration::from_millis(500));
+    assert_eq!(retries[1].max_attempts(), 5);
+    assert_eq!(retries[0].governance(), config.constitutional_hash);
+    let limiters = config.time_limiters().unwrap();
+    assert_eq!(limiters[0].timeout(), std::time::Duration::from_millis(250));
+
+    let cases = [
+        (
+            "[[retries]]\nname = \"a\"\nmax_attempts = 0\n",
+            "retries[0].max_attempts",
+            "0",
+        ),
+        (
+            "[[retries]]\nname = \"a\"\nbudget = \"nope\"\n",
+            "retries[0].budget",
+            "\"nope\"",
+        ),
+        (
+            "[[retries]]\nname = \"a\"\nmultiplier = 0.5\n",
+            "retries[0].multiplier",
+            "0.5",
+        ),
+        (
+            "[[retries]]\nname = \"a\"\ninitial_backoff_seconds = 2.0\nmax_backoff_seconds = 1.0\n",
+            "retries[0].max_backoff_seconds",
+            "1s",
+        ),
+        (
+            "[[retries]]\nname = \"a\"\n[[retries]]\nname = \"a\"\n",
+            "retries[1].name",
+            "\"a\"",
+        ),
+        (
+            "[[retry_budgets]]\nname = \"s\"\nratio = -1.0\n",
+            "retry_budgets[0].ratio",
+            "-1",
+        ),
+        (
+            "[[retry_budgets]]\nname = \"s\"\nmax_balance = 0\n",
+            "retry_budgets[0].max_balance",
+            "0",
+        ),
+        (
+            "[[time_limits]]\nname = \"t\"\ntimeout_seconds = 0.0\n",
+            "time_limits[0].timeout_seconds",
+            "0",
+        ),
+        (
+            "[[time_limits]]\nname = \"t\"\ntimeout_seconds = -3.0\n",
+            "time_limits[0].timeout_seconds",
+            "-3",
+        ),
+    ];
+    for (text, key, value) in cases {
+        let err = load(text, &[])
+            .and_then(|c| c.validate().map(|()| c))
+            .unwrap_err();
+        assert_eq!(err.key(), Some(key), "{text}: {err}");
+        assert!(err.to_string().contains(value), "{text}: {err}");
+    }
+    let err = load("[[retries]]\nname = \"a\"\njitter = \"sideways\"\n", &[]).unwrap_err();
+    assert!(err.to_string().contains("sideways"), "{err}");
 }

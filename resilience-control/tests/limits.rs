@@ -160,3 +160,125 @@ fn a_repeated_name_or_a_foreign_tag_is_refused_at_build() {
     assert!(matches!(err, BuildError::Governance(_)), "{err}");
     assert!(err.to_string().contains("0123456789abcdef"), "{err}");
 }
+
+/// Retries and time limits from the builder: shown in `/metrics` and `GET /limits`, and a
+/// retry budget that runs dry or a bulkhead that turns calls away puts health under pressure
+/// (named in the report, HEALTHY read as DEGRADED) for the samples in which it happened.
+#[tokio::test(start_paused = true)]
+async fn policies_that_turn_calls_away_are_counted_in_health_and_metrics() {
+    use resilience_control::health::HealthStatus;
+    use resilience_core::retry::{Backoff, Retry, RetryBudget};
+    use resilience_core::timeout::TimeLimiter;
+
+    let budget = Arc::new(
+        RetryBudget::builder()
+            .ratio(0.0)
+            .min_per_sec(0)
+            .build()
+            .unwrap(),
+    );
+    let retry = Arc::new(
+        Retry::builder("search")
+            .backoff(Backoff::constant(Duration::ZERO))
+            .budget(budget)
+            .governance(GovernanceHash::DEFAULT)
+            .build()
+            .unwrap(),
+    );
+    let limit = Arc::new(
+        TimeLimiter::builder("search")
+            .timeout(Duration::from_millis(10))
+            .governance(GovernanceHash::DEFAULT)
+            .build()
+            .unwrap(),
+    );
+    let pool = bulkhead("pool", 1);
+    let (control, driver) = ControlPlane::builder()
+        .registry(Arc::new(BreakerRegistry::new()))
+        .bulkhead(pool.clone())
+        .retry(retry.clone())
+        .time_limiter(limit.clone())
+        .build()
+        .unwrap();
+    tokio::spawn(driver);
+    // Let the driver take its first sample (the next is a second away on the paused clock),
+    // so the samples below are the only ones that see the refusals.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        control.health().report().sequence >= 1,
+        "the driver sampled"
+    );
+    assert!(Arc::ptr_eq(
+        control.limits().retry("search").unwrap(),
+        &retry
+    ));
+
+    let quiet = control.health().sample();
+    assert_eq!(quiet.status, HealthStatus::Healthy);
+    assert!(quiet.pressure.is_empty());
+
+    // The budget is empty: the failed call is not retried, and health hears of it.
+    assert_eq!(retry.call(|_| Err::<(), _>("down")), Err("down"));
+    let held = pool.try_acquire().unwrap();
+    assert!(pool.try_acquire().is_err());
+    let late = limit
+        .call_async(|_| std::future::pending::<()>(), tokio::time::sleep)
+        .await;
+    assert!(late.is_err());
+    let pressed = control.health().sample();
+    assert_eq!(pressed.pressure.exhausted_retry_budgets, ["search"]);
+    assert_eq!(pressed.pressure.rejecting_bulkheads, ["pool"]);
+    assert_eq!(
+        pressed.status,
+        HealthStatus::Degraded,
+        "score {}",
+        pressed.score
+    );
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    tokio::spawn(http::serve(listener, control.clone(), stop.clone()));
+    let client = reqwest::Client::new();
+    let metrics = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "resilience_retry_outcomes_total{retry=\"search\",outcome=\"gave_up_budget\"} 1",
+        "resilience_retry_outcomes_total{retry=\"search\",outcome=\"retried\"} 0",
+        "resilience_retry_budget_available{retry=\"search\"} 0",
+        "resilience_time_limiter_calls_total{limiter=\"search\",result=\"timed_out\"} 1",
+        "resilience_health_pressure{kind=\"exhausted_retry_budget\"} 1",
+        "resilience_health_pressure{kind=\"rejecting_bulkhead\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    let view: serde_json::Value = client
+        .get(format!("{url}/limits"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["retries"][0]["name"], "search");
+    assert_eq!(view["retries"][0]["gave_up_budget"], 1);
+    assert_eq!(view["retries"][0]["budget_available"], 0);
+    assert_eq!(view["time_limiters"][0]["timed_out"], 1);
+    assert_eq!(view["time_limiters"][0]["timeout_ns"], 10_000_000);
+
+    // Nothing turned away since: the pressure is gone.
+    drop(held);
+    let calm = control.health().sample();
+    assert!(calm.pressure.is_empty(), "{:?}", calm.pressure);
+    assert_eq!(calm.status, HealthStatus::Healthy);
+    stop.cancel();
+    control.shutdown().await.unwrap();
+}

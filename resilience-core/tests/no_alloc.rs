@@ -393,6 +393,32 @@ fn tower_layers_are_allocation_free() {
     assert_no_alloc("rate limit layer, refused", || {
         assert_eq!(poll_ready(limited.call(7)), Err(Refused::Limited));
     });
+    impl From<resilience_core::timeout::TimedOut> for Refused {
+        fn from(_: resilience_core::timeout::TimedOut) -> Self {
+            Refused::Full
+        }
+    }
+    let retry = Arc::new(
+        resilience_core::retry::Retry::builder("echo")
+            .build()
+            .unwrap(),
+    );
+    let mut retried =
+        resilience_core::tower::RetryLayer::new(retry, |_| std::future::ready(())).layer(echo);
+    assert_no_alloc("retry layer, first attempt succeeds", || {
+        assert_eq!(poll_ready(retried.call(7)), Ok(7));
+    });
+    let limit = Arc::new(
+        resilience_core::timeout::TimeLimiter::builder("echo")
+            .build()
+            .unwrap(),
+    );
+    let mut timed =
+        resilience_core::tower::TimeLimitLayer::new(limit, |_| std::future::pending::<()>())
+            .layer(echo);
+    assert_no_alloc("time limit layer, ready at once", || {
+        assert_eq!(poll_ready(timed.call(7)), Ok(7));
+    });
 }
 
 #[test]

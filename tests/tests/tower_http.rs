@@ -569,3 +569,91 @@ async fn the_rate_limit_layer_answers_429_with_retry_after() {
     let snap = limiter.snapshot();
     assert_eq!((snap.admitted, snap.rejected), (3, 2));
 }
+
+/// The client side: a tower stack (retry outside a time limit) calling a real upstream over
+/// HTTP. A flaky upstream is retried until it answers; a hanging one is cut off at the limit on
+/// every attempt, and the retry gives up after its attempts with the time-out as the error.
+#[tokio::test]
+async fn the_retry_and_time_limit_layers_call_a_real_upstream() {
+    use resilience_core::retry::{Backoff, Retry};
+    use resilience_core::timeout::{TimeLimiter, TimedOut};
+    use resilience_core::tower::{RetryLayer, TimeLimitLayer};
+    use tower::{Service, ServiceExt};
+
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let upstream = Router::new()
+        .route(
+            "/flaky",
+            get(move || {
+                let n = h.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n < 2 {
+                        (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response()
+                    } else {
+                        "ok".into_response()
+                    }
+                }
+            }),
+        )
+        .route(
+            "/hang",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "too late"
+            }),
+        );
+    let addr = serve(upstream).await;
+    let http = client();
+    let upstream_call = tower::service_fn(move |path: &'static str| {
+        let request = http.get(format!("http://{addr}{path}"));
+        async move {
+            let response = request.send().await?;
+            if response.status().is_server_error() {
+                return Err::<String, tower::BoxError>(
+                    format!("upstream {}", response.status()).into(),
+                );
+            }
+            Ok(response.text().await?)
+        }
+    });
+    let retry = Arc::new(
+        Retry::builder("upstream")
+            .max_attempts(3)
+            .backoff(Backoff::constant(Duration::from_millis(20)))
+            .build()
+            .unwrap(),
+    );
+    let limit = Arc::new(
+        TimeLimiter::builder("upstream")
+            .timeout(Duration::from_millis(200))
+            .build()
+            .unwrap(),
+    );
+    let mut stack = ServiceBuilder::new()
+        .layer(RetryLayer::new(retry.clone(), tokio::time::sleep))
+        .layer(TimeLimitLayer::new(limit.clone(), tokio::time::sleep))
+        .service(upstream_call);
+
+    let body = stack.ready().await.unwrap().call("/flaky").await.unwrap();
+    assert_eq!(body, "ok");
+    assert_eq!(hits.load(Ordering::SeqCst), 3, "two 503s, then the answer");
+    assert_eq!(retry.snapshot().retries, 2);
+
+    let started = Instant::now();
+    let err = stack
+        .ready()
+        .await
+        .unwrap()
+        .call("/hang")
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(err.downcast_ref::<TimedOut>().is_some(), "{err}");
+    // Three attempts of 200 ms and two backoffs of 20 ms, not the upstream's 30 s.
+    assert!(took >= Duration::from_millis(640), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let snap = limit.snapshot();
+    assert_eq!((snap.completed, snap.timed_out), (3, 3));
+    assert_eq!(retry.snapshot().gave_up_attempts, 1);
+}

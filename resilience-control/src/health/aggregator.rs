@@ -151,6 +151,9 @@ pub struct HealthReport {
     pub degraded: Vec<String>,
     /// Breakers OPEN or forced open, sorted: the original's `critical_services`.
     pub critical: Vec<String>,
+    /// Bulkheads and retry budgets that turned calls away since the previous sample; while
+    /// any is listed, a HEALTHY score reads DEGRADED.
+    pub pressure: super::Pressure,
     /// Sample number (0 before the first sample).
     pub sequence: u64,
     /// When it was sampled (wall clock).
@@ -215,6 +218,7 @@ type Callback = Arc<dyn Fn(HealthChange) -> BoxFuture<'static, ()> + Send + Sync
 
 struct Inner {
     source: Arc<dyn BreakerSource>,
+    pressure: std::sync::OnceLock<Arc<dyn super::PressureSource>>,
     config: HealthConfig,
     report: watch::Sender<Arc<HealthReport>>,
     history: Mutex<VecDeque<HealthSnapshot>>,
@@ -282,6 +286,7 @@ impl HealthAggregator {
             breakers: Vec::new(),
             degraded: Vec::new(),
             critical: Vec::new(),
+            pressure: super::Pressure::default(),
             sequence: 0,
             sampled_at: SystemTime::now(),
             instant: Instant::now(),
@@ -290,6 +295,7 @@ impl HealthAggregator {
         Ok(HealthAggregator {
             inner: Arc::new(Inner {
                 source,
+                pressure: std::sync::OnceLock::new(),
                 history: Mutex::new(VecDeque::with_capacity(config.history)),
                 report: watch::Sender::new(Arc::new(unknown)),
                 changes: broadcast::Sender::new(64),
@@ -306,6 +312,12 @@ impl HealthAggregator {
                 config,
             }),
         })
+    }
+
+    /// Adds the policies' pressure to every sample from now on (see [`HealthReport::pressure`]).
+    /// Only the first source set is used; `false` when one was already set.
+    pub fn set_pressure_source(&self, source: Arc<dyn super::PressureSource>) -> bool {
+        self.inner.pressure.set(source).is_ok()
     }
 
     /// The settings.
@@ -427,13 +439,23 @@ impl HealthAggregator {
         let degraded = named(|s| s == State::HalfOpen);
         let critical = named(|s| matches!(s, State::Open | State::ForcedOpen));
         let sequence = i.samples.fetch_add(1, Ordering::Relaxed) + 1;
+        let pressure = i
+            .pressure
+            .get()
+            .map(|source| source.pressure())
+            .unwrap_or_default();
+        let mut status = i.config.thresholds.status(score);
+        if status == HealthStatus::Healthy && !pressure.is_empty() {
+            status = HealthStatus::Degraded;
+        }
         let report = Arc::new(HealthReport {
-            status: i.config.thresholds.status(score),
+            status,
             score,
             counts,
             breakers: breakers.into_iter().map(|(b, _)| b).collect(),
             degraded,
             critical,
+            pressure,
             sequence,
             sampled_at: SystemTime::now(),
             instant: Instant::now(),

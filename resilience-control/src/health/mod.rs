@@ -5,6 +5,7 @@ mod aggregator;
 mod alert;
 mod breaker_alert;
 mod breakers;
+mod pressure;
 mod score;
 
 pub use aggregator::{
@@ -16,4 +17,5 @@ pub(crate) use breaker_alert::{
     BreakerAlertCounts, BreakerAlerts, deliver as deliver_breaker_alerts,
 };
 pub use breakers::{BreakerHealthCheck, BreakerStatus, breaker_health_check, breaker_status};
+pub use pressure::{Pressure, PressureSource};
 pub use score::{HealthStatus, HealthThresholds, HealthWeights, StateCounts};

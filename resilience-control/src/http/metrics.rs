@@ -47,7 +47,7 @@ impl fmt::Debug for ControlCollector {
 }
 
 /// Writes one metric family: `samples` are (labels, value) pairs.
-fn family<M: EncodeMetric>(
+pub(super) fn family<M: EncodeMetric>(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
@@ -69,86 +69,6 @@ fn one<M: EncodeMetric>(
     value: M,
 ) -> fmt::Result {
     value.encode(encoder.encode_descriptor(name, help, None, kind)?)
-}
-
-/// The bulkheads' and rate limiters' families.
-fn limits(e: &mut DescriptorEncoder<'_>, c: &ControlPlane) -> fmt::Result {
-    let bulkheads: Vec<_> = c
-        .limits()
-        .bulkheads()
-        .iter()
-        .map(|b| (b.name().to_owned(), b.snapshot()))
-        .collect();
-    family(
-        e,
-        "bulkhead_in_flight",
-        "Calls holding a slot of each bulkhead",
-        MetricType::Gauge,
-        bulkheads.iter().map(|(name, s)| {
-            (
-                vec![("bulkhead", name.clone())],
-                ConstGauge::new(i64::from(s.in_flight)),
-            )
-        }),
-    )?;
-    family(
-        e,
-        "bulkhead_limit",
-        "Calls each bulkhead admits at once",
-        MetricType::Gauge,
-        bulkheads.iter().map(|(name, s)| {
-            (
-                vec![("bulkhead", name.clone())],
-                ConstGauge::new(i64::from(s.limit)),
-            )
-        }),
-    )?;
-    family(
-        e,
-        "bulkhead_calls",
-        "Calls through each bulkhead by result",
-        MetricType::Counter,
-        bulkheads.iter().flat_map(|(name, s)| {
-            [("admitted", s.admitted), ("rejected", s.rejected)].map(|(result, n)| {
-                (
-                    vec![("bulkhead", name.clone()), ("result", result.to_owned())],
-                    ConstCounter::new(n),
-                )
-            })
-        }),
-    )?;
-    let limiters: Vec<_> = c
-        .limits()
-        .rate_limiters()
-        .iter()
-        .map(|l| (l.name().to_owned(), l.snapshot()))
-        .collect();
-    family(
-        e,
-        "rate_limiter_available",
-        "Permits each rate limiter could give at once now",
-        MetricType::Gauge,
-        limiters.iter().map(|(name, s)| {
-            (
-                vec![("limiter", name.clone())],
-                ConstGauge::new(i64::from(s.available)),
-            )
-        }),
-    )?;
-    family(
-        e,
-        "rate_limiter_calls",
-        "Calls through each rate limiter by result",
-        MetricType::Counter,
-        limiters.iter().flat_map(|(name, s)| {
-            [("admitted", s.admitted), ("rejected", s.rejected)].map(|(result, n)| {
-                (
-                    vec![("limiter", name.clone()), ("result", result.to_owned())],
-                    ConstCounter::new(n),
-                )
-            })
-        }),
-    )
 }
 
 impl Collector for ControlCollector {
@@ -254,7 +174,7 @@ impl Collector for ControlCollector {
             ConstCounter::new(c.events_dropped()),
         )?;
 
-        limits(&mut e, c)?;
+        super::policy_metrics::encode(&mut e, c)?;
 
         let report = c.health().report();
         one(

@@ -42,6 +42,7 @@ mod auth;
 mod chaos;
 mod config;
 mod metrics;
+mod policy_metrics;
 mod routes;
 mod server;
 

@@ -1,7 +1,11 @@
-//! [`Limits`]: the named bulkheads and rate limiters a control plane holds, from configuration
-//! (`[[bulkheads]]`, `[[rate_limits]]`) or handed to its builder; looked up by name by the
-//! service, and shown in `/metrics` and `GET /limits`.
+//! [`Limits`]: the named bulkheads, rate limiters, retry policies and time limits a control
+//! plane holds, from configuration (`[[bulkheads]]`, `[[rate_limits]]`, `[[retries]]` with
+//! `[[retry_budgets]]`, `[[time_limits]]`) or handed to its builder; looked up by name by the
+//! service, shown in `/metrics` and `GET /limits`, and counted in health when they turn calls
+//! away (see [`Pressure`](crate::health::Pressure)).
 
+mod pressure;
+mod retry_settings;
 mod settings;
 
 use std::sync::Arc;
@@ -9,15 +13,21 @@ use std::sync::Arc;
 use resilience_core::GovernanceHash;
 use resilience_core::bulkhead::Bulkhead;
 use resilience_core::rate_limit::RateLimiter;
+use resilience_core::retry::Retry;
+use resilience_core::timeout::TimeLimiter;
 use serde::Serialize;
 
+pub(crate) use pressure::PressureWatch;
+pub use retry_settings::{RetryBudgetSettings, RetrySettings, TimeLimitSettings};
 pub use settings::{BulkheadSettings, RateLimitSettings};
 
-/// Named bulkheads and rate limiters. Names are unique within each kind.
+/// Named policies. Names are unique within each kind.
 #[derive(Clone, Debug, Default)]
 pub struct Limits {
     bulkheads: Vec<Arc<Bulkhead>>,
     rate_limiters: Vec<Arc<RateLimiter>>,
+    retries: Vec<Arc<Retry>>,
+    time_limiters: Vec<Arc<TimeLimiter>>,
 }
 
 impl Limits {
@@ -29,6 +39,34 @@ impl Limits {
     /// The rate limiter called `name`.
     pub fn rate_limiter(&self, name: &str) -> Option<&Arc<RateLimiter>> {
         self.rate_limiters.iter().find(|l| l.name() == name)
+    }
+
+    /// The retry policy called `name`.
+    pub fn retry(&self, name: &str) -> Option<&Arc<Retry>> {
+        self.retries.iter().find(|r| r.name() == name)
+    }
+
+    /// The time limit called `name`.
+    pub fn time_limiter(&self, name: &str) -> Option<&Arc<TimeLimiter>> {
+        self.time_limiters.iter().find(|t| t.name() == name)
+    }
+
+    /// Every retry policy, in the order given.
+    pub fn retries(&self) -> &[Arc<Retry>] {
+        &self.retries
+    }
+
+    /// Every time limit, in the order given.
+    pub fn time_limiters(&self) -> &[Arc<TimeLimiter>] {
+        &self.time_limiters
+    }
+
+    /// Whether it holds no policy at all.
+    pub fn is_empty(&self) -> bool {
+        self.bulkheads.is_empty()
+            && self.rate_limiters.is_empty()
+            && self.retries.is_empty()
+            && self.time_limiters.is_empty()
     }
 
     /// Every bulkhead, in the order given.
@@ -59,12 +97,32 @@ impl Limits {
         Ok(())
     }
 
-    /// The first tag among the limits that is not `expected`.
+    /// Adds `retry`; its name back when a retry already has it.
+    pub(crate) fn add_retry(&mut self, retry: Arc<Retry>) -> Result<(), String> {
+        if self.retry(retry.name()).is_some() {
+            return Err(retry.name().to_owned());
+        }
+        self.retries.push(retry);
+        Ok(())
+    }
+
+    /// Adds `limiter`; its name back when a time limit already has it.
+    pub(crate) fn add_time_limiter(&mut self, limiter: Arc<TimeLimiter>) -> Result<(), String> {
+        if self.time_limiter(limiter.name()).is_some() {
+            return Err(limiter.name().to_owned());
+        }
+        self.time_limiters.push(limiter);
+        Ok(())
+    }
+
+    /// The first tag among the policies that is not `expected`.
     pub(crate) fn foreign_tag(&self, expected: GovernanceHash) -> Option<GovernanceHash> {
         self.bulkheads
             .iter()
             .map(|b| b.governance())
             .chain(self.rate_limiters.iter().map(|l| l.governance()))
+            .chain(self.retries.iter().map(|r| r.governance()))
+            .chain(self.time_limiters.iter().map(|t| t.governance()))
             .find(|tag| *tag != expected)
     }
 
@@ -111,6 +169,35 @@ impl Limits {
                     }
                 })
                 .collect(),
+            retries: self
+                .retries
+                .iter()
+                .map(|r| {
+                    let s = r.snapshot();
+                    RetryView {
+                        name: r.name().to_owned(),
+                        max_attempts: r.max_attempts(),
+                        retries: s.retries,
+                        gave_up_attempts: s.gave_up_attempts,
+                        gave_up_budget: s.gave_up_budget,
+                        gave_up_deadline: s.gave_up_deadline,
+                        budget_available: s.budget.map(|b| b.available),
+                    }
+                })
+                .collect(),
+            time_limiters: self
+                .time_limiters
+                .iter()
+                .map(|t| {
+                    let s = t.snapshot();
+                    TimeLimiterView {
+                        name: t.name().to_owned(),
+                        timeout_ns: u64::try_from(t.timeout().as_nanos()).unwrap_or(u64::MAX),
+                        completed: s.completed,
+                        timed_out: s.timed_out,
+                    }
+                })
+                .collect(),
         }
     }
 }
@@ -125,6 +212,10 @@ pub struct LimitsReport {
     pub bulkheads: Vec<BulkheadView>,
     /// Every rate limiter.
     pub rate_limiters: Vec<RateLimiterView>,
+    /// Every retry policy.
+    pub retries: Vec<RetryView>,
+    /// Every time limit.
+    pub time_limiters: Vec<TimeLimiterView>,
 }
 
 /// One bulkhead, now.
@@ -161,4 +252,38 @@ pub struct RateLimiterView {
     pub admitted: u64,
     /// Calls refused since start.
     pub rejected: u64,
+}
+
+/// One retry policy, now.
+#[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
+pub struct RetryView {
+    /// Its name.
+    pub name: String,
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// Retries made since start.
+    pub retries: u64,
+    /// Calls that failed on their last attempt.
+    pub gave_up_attempts: u64,
+    /// Calls not retried because the budget was empty.
+    pub gave_up_budget: u64,
+    /// Calls not retried because the deadline was too near.
+    pub gave_up_deadline: u64,
+    /// Retries banked in its budget, if it has one.
+    pub budget_available: Option<u32>,
+}
+
+/// One time limit, now.
+#[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
+pub struct TimeLimiterView {
+    /// Its name.
+    pub name: String,
+    /// The limit in nanoseconds.
+    pub timeout_ns: u64,
+    /// Calls that finished in time since start.
+    pub completed: u64,
+    /// Calls cut off at the limit since start.
+    pub timed_out: u64,
 }

@@ -213,6 +213,11 @@ impl<C: Clock> TimeLimiter<C> {
         &self.name
     }
 
+    /// The governance tag its errors carry.
+    pub fn governance(&self) -> GovernanceHash {
+        self.governance
+    }
+
     /// The clock deadlines are measured on.
     pub fn clock(&self) -> &C {
         &self.clock

@@ -1,5 +1,6 @@
 //! Tower middleware over the data plane (feature `tower`): [`CircuitBreakerLayer`],
-//! [`ChaosLayer`], [`MeteringLayer`], [`BulkheadLayer`] and [`RateLimitLayer`].
+//! [`ChaosLayer`], [`MeteringLayer`], [`BulkheadLayer`], [`RateLimitLayer`], [`RetryLayer`] and
+//! [`TimeLimitLayer`].
 //!
 //! ```
 //! use std::sync::Arc;
@@ -28,10 +29,12 @@
 //! # }
 //! ```
 //!
-//! Order matters as it does for any tower stack. The usual one, outermost first: metering (so
-//! shed and failed calls are billed too, or put it inside the breaker to bill only admitted
-//! ones), then the breaker, then chaos (so injected faults count against the breaker, as real
-//! ones would).
+//! Order matters as it does for any tower stack. The usual one, outermost first, is the
+//! [`Pipeline`](crate::pipeline::Pipeline)'s: metering (so shed and failed calls are billed
+//! too, or put it inside the breaker to bill only admitted ones), retry (with a classifier that
+//! does not retry refusals), time limit, breaker, bulkhead, rate limit, then chaos (so injected
+//! faults count against the breaker, as real ones would). A fallback is axum's
+//! `HandleErrorLayer` or tower's `map_result`.
 //!
 //! Each layer keeps the data plane's costs: admission is one atomic load when nothing is wrong,
 //! and nothing is allocated per call. Cancellation is safe everywhere: a dropped response future
@@ -39,13 +42,16 @@
 //! Errors stay typed: the breaker wraps the inner error in [`CallError`](crate::CallError),
 //! chaos in [`ChaosError`]; metering passes errors through; the bulkhead and the rate limiter
 //! convert their refusal into the service's own error (`E: From<BulkheadFull>`,
-//! `E: From<RateLimited>`, which `tower::BoxError` satisfies), so they stack without nesting.
+//! `E: From<RateLimited>`, which `tower::BoxError` satisfies), so they stack without nesting;
+//! so does the time limit (`E: From<TimedOut>`). The retry passes the last error through.
 
 mod breaker;
 mod bulkhead;
 mod chaos;
 mod metering;
 mod rate_limit;
+mod retry;
+mod time_limit;
 
 pub use breaker::{BreakerHandle, CircuitBreakerLayer, CircuitBreakerService, ResponseFuture};
 pub use bulkhead::{BulkheadLayer, BulkheadResponse, BulkheadService};
@@ -54,3 +60,5 @@ pub use metering::{
     CountTokens, LatencyClock, MeteringFuture, MeteringLayer, MeteringService, NoTokens,
 };
 pub use rate_limit::{RateLimitLayer, RateLimitResponse, RateLimitService};
+pub use retry::{RetryLayer, RetryResponse, RetryService};
+pub use time_limit::{TimeLimitLayer, TimeLimitResponse, TimeLimitService};

@@ -46,6 +46,12 @@ pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
     for limiter in config.rate_limiters()? {
         builder = builder.rate_limiter(limiter);
     }
+    for retry in config.retries()? {
+        builder = builder.retry(retry);
+    }
+    for limiter in config.time_limiters()? {
+        builder = builder.time_limiter(limiter);
+    }
     let fleet = match config.fleet_config()? {
         Some(settings) => {
             let name = settings.instance_name().to_owned();
