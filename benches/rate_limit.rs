@@ -1,6 +1,7 @@
 //! The GCRA rate limiter beside governor's (the same algorithm), same workload, same groups,
 //! same run, with tower-resilience's rate limiter layer: admission with permits to spare,
-//! refusal when exhausted, two threads sharing one.
+//! refusal when exhausted, two threads sharing one; and a limit per key beside governor's keyed
+//! limiter (a concurrent hash map of GCRA cells).
 //!
 //! `cargo bench -p resilience-benches --bench rate_limit`
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use governor::{Quota, RateLimiter as Governor};
 use resilience_benches as setup;
-use resilience_core::rate_limit::RateLimiter;
+use resilience_core::rate_limit::{KeyedRateLimiter, RateLimiter};
 use tower::Layer;
 
 /// More than any bench can take: every call is admitted.
@@ -133,11 +134,64 @@ fn two_threads(c: &mut Criterion) {
     g.finish();
 }
 
+/// Keys a keyed bench cycles through: more than fit in a cache line, fewer than the table.
+const KEYS: u64 = 1_000;
+
+fn keyed(c: &mut Criterion) {
+    let _ticker = setup::ticker();
+    let mut g = setup::group(c, "keyed rate limiter admit, 1000 keys, one thread");
+    let ours = KeyedRateLimiter::builder("bench")
+        .rate(1_000_000, Duration::from_secs(1))
+        .burst(PLENTY)
+        .capacity(4096)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut key = 0u64;
+    g.bench_function("resilience KeyedRateLimiter::try_acquire", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(&ours).try_acquire(&black_box(key)).is_ok()
+        })
+    });
+    let nz = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+    let peer: governor::DefaultKeyedRateLimiter<u64> =
+        Governor::keyed(Quota::per_second(nz(1_000_000)).allow_burst(nz(PLENTY)));
+    g.bench_function("governor keyed check_key", |b| {
+        b.iter(|| {
+            key = (key + 1) % KEYS;
+            black_box(&peer).check_key(&black_box(key)).is_ok()
+        })
+    });
+    g.finish();
+
+    let mut g = setup::group(
+        c,
+        "keyed rate limiter admit, 1000 keys, two threads sharing it (wall per call)",
+    );
+    g.bench_function("resilience KeyedRateLimiter::try_acquire", |b| {
+        b.iter_custom(|iters| {
+            setup::two_threads_each(iters, || 0u64, &|k| {
+                *k = (*k + 7) % KEYS;
+                black_box(black_box(&ours).try_acquire(k).is_ok());
+            })
+        })
+    });
+    g.bench_function("governor keyed check_key", |b| {
+        b.iter_custom(|iters| {
+            setup::two_threads_each(iters, || 0u64, &|k| {
+                *k = (*k + 7) % KEYS;
+                black_box(black_box(&peer).check_key(k).is_ok());
+            })
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = rate_limit;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = one_thread, two_threads
+    targets = one_thread, two_threads, keyed
 }
 criterion_main!(rate_limit);

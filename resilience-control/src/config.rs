@@ -775,6 +775,7 @@ impl ResilienceConfig {
         self.breaker_configs()?;
         self.bulkheads()?;
         self.rate_limiters()?;
+        self.keyed_rate_limiters()?;
         self.retries()?;
         self.time_limiters()?;
         Ok(())

@@ -74,6 +74,21 @@ impl ControlPlaneBuilder {
         self
     }
 
+    /// A per-key rate limiter to hold by name, as [`bulkhead`](Self::bulkhead) (names are
+    /// shared with the plain rate limiters).
+    pub fn keyed_rate_limiter(
+        mut self,
+        limiter: Arc<resilience_core::rate_limit::KeyedRateLimiter>,
+    ) -> Self {
+        if let Err(name) = self.limits.add_keyed_rate_limiter(limiter) {
+            self.duplicate.get_or_insert(BuildError::DuplicateName {
+                kind: "rate limiter",
+                name,
+            });
+        }
+        self
+    }
+
     /// A retry policy to hold by name, as [`bulkhead`](Self::bulkhead); a budget it draws on
     /// that runs dry is reported in health.
     pub fn retry(mut self, retry: Arc<resilience_core::retry::Retry>) -> Self {

@@ -653,6 +653,18 @@ fn limits_from_toml_are_built_and_bad_ones_name_their_key() {
         limiters[0].interval(),
         std::time::Duration::from_millis(200)
     );
+    let keyed = load(
+        "[[rate_limits]]\nname = \"per_tenant\"\nrate = 10\nkeys = 100\n\
+         [[rate_limits]]\nname = \"all\"\nrate = 5\n",
+        &[],
+    )
+    .unwrap();
+    let per_key = keyed.keyed_rate_limiters().unwrap();
+    assert_eq!(
+        (per_key.len(), per_key[0].name(), per_key[0].capacity()),
+        (1, "per_tenant", 128)
+    );
+    assert_eq!(keyed.rate_limiters().unwrap()[0].name(), "all");
     assert_eq!(limiters[0].burst(), 3);
     assert_eq!(limiters[0].governance(), config.constitutional_hash);
 
@@ -686,6 +698,16 @@ fn limits_from_toml_are_built_and_bad_ones_name_their_key() {
             "[[rate_limits]]\nname = \"a\"\nrate = 5\nperiod_seconds = 0.0\n",
             "rate_limits[0].period_seconds",
             "0ns",
+        ),
+        (
+            "[[rate_limits]]\nname = \"a\"\nrate = 5\nkeys = 2\n",
+            "rate_limits[0].keys",
+            "2",
+        ),
+        (
+            "[[rate_limits]]\nname = \"a\"\nrate = 5\n[[rate_limits]]\nname = \"a\"\nrate = 5\nkeys = 64\n",
+            "rate_limits[1].name",
+            "\"a\"",
         ),
     ];
     for (text, key, value) in cases {

@@ -35,13 +35,30 @@ fn limiter(name: &str) -> Arc<RateLimiter> {
 #[tokio::test]
 async fn limits_are_looked_up_by_name_and_shown_over_http() {
     let (search, api) = (bulkhead("search", 2), limiter("api"));
+    let tenants = Arc::new(
+        resilience_core::rate_limit::KeyedRateLimiter::builder("tenants")
+            .rate(1, Duration::from_secs(60))
+            .burst(1)
+            .capacity(64)
+            .governance(GovernanceHash::DEFAULT)
+            .build()
+            .unwrap(),
+    );
     let (control, driver) = ControlPlane::builder()
         .registry(Arc::new(BreakerRegistry::new()))
         .bulkhead(search.clone())
         .bulkhead(bulkhead("db", 8))
         .rate_limiter(api.clone())
+        .keyed_rate_limiter(tenants.clone())
         .build()
         .unwrap();
+    assert!(Arc::ptr_eq(
+        control.limits().keyed_rate_limiter("tenants").unwrap(),
+        &tenants
+    ));
+    tenants.try_acquire("acme").unwrap();
+    assert!(tenants.try_acquire("acme").is_err());
+    tenants.try_acquire("globex").unwrap();
     tokio::spawn(driver);
     assert!(Arc::ptr_eq(
         control.limits().bulkhead("search").unwrap(),
@@ -92,6 +109,17 @@ async fn limits_are_looked_up_by_name_and_shown_over_http() {
         (Some(2), Some(1))
     );
     assert_eq!(api_view["interval_ns"], 60_000_000_000u64);
+    let tenants_view = &view["keyed_rate_limiters"][0];
+    assert_eq!(tenants_view["name"], "tenants");
+    assert_eq!(tenants_view["capacity"], 64);
+    assert_eq!(tenants_view["keys_limited"], 2);
+    assert_eq!(
+        (
+            tenants_view["admitted"].as_u64(),
+            tenants_view["rejected"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
 
     let metrics = client
         .get(format!("{url}/metrics"))
@@ -108,6 +136,9 @@ async fn limits_are_looked_up_by_name_and_shown_over_http() {
         "resilience_bulkhead_calls_total{bulkhead=\"search\",result=\"rejected\"} 1",
         "resilience_rate_limiter_available{limiter=\"api\"} 0",
         "resilience_rate_limiter_calls_total{limiter=\"api\",result=\"rejected\"} 1",
+        "resilience_keyed_rate_limiter_calls_total{limiter=\"tenants\",result=\"admitted\"} 2",
+        "resilience_keyed_rate_limiter_calls_total{limiter=\"tenants\",result=\"table_full\"} 0",
+        "resilience_keyed_rate_limiter_keys_limited{limiter=\"tenants\"} 2",
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }
@@ -134,10 +165,17 @@ fn a_repeated_name_or_a_foreign_tag_is_refused_at_build() {
         err.to_string(),
         "two bulkheads are called \"db\": names must be unique"
     );
+    let same_name_keyed = Arc::new(
+        resilience_core::rate_limit::KeyedRateLimiter::builder("api")
+            .rate(1, Duration::from_secs(1))
+            .governance(GovernanceHash::DEFAULT)
+            .build()
+            .unwrap(),
+    );
     let err = ControlPlane::builder()
         .registry(Arc::new(BreakerRegistry::new()))
         .rate_limiter(limiter("api"))
-        .rate_limiter(limiter("api"))
+        .keyed_rate_limiter(same_name_keyed)
         .build()
         .err()
         .unwrap();

@@ -31,6 +31,15 @@
 //!   the permit drops, so panics and cancelled futures free theirs too.
 //! * [`RateLimiter`](rate_limit::RateLimiter) ([`rate_limit`]): GCRA in one atomic word (the
 //!   theoretical arrival time), a burst and a rate, refusals saying when to retry.
+//! * [`Retry`](retry::Retry) ([`retry`]): jittered exponential backoff (none, full, equal,
+//!   decorrelated), a classifier, deadlines, and a [`RetryBudget`](retry::RetryBudget) shared
+//!   by callers so retries cannot multiply an outage's load.
+//! * [`TimeLimiter`](timeout::TimeLimiter) and [`Deadline`](timeout::Deadline) ([`timeout`]):
+//!   async calls cut off at a limit on the caller's timer, the deadline handed to the call.
+//! * [`Pipeline`](pipeline::Pipeline) ([`pipeline`]): fallback → retry → time limit → breaker →
+//!   bulkhead → rate limit → chaos in one documented order, sync and async; refusals are never
+//!   retried, and the fallback answers them and the call that trips the breaker (the seed's
+//!   `with_circuit_breaker`).
 //! * [`FaultTable`] ([`chaos`]): armed chaos scenarios checked per call with
 //!   [`check`](FaultTable::check), with hard safety bounds and an emergency stop.
 //! * [`MeterRing`] ([`meter`]): fixed-size [`UsageEvent`]s handed to the control plane's flusher;
@@ -42,14 +51,20 @@
 //! # Guarantees
 //!
 //! On every call path (`try_acquire`, the outcome methods, `call`, `Bulkhead::try_acquire`,
-//! `RateLimiter::try_acquire`, `FaultTable::check`, `MeterRing::record`): no heap allocation, no lock, no syscall, and no OS
-//! clock read (time is one atomic load of the [`CoarseClock`]), unless the `slow-call-timing`
-//! feature is used with a slow-call policy. CLOSED admission is one atomic load; OPEN rejection
+//! `RateLimiter::try_acquire`, `Retry::call`, `TimeLimiter::call_async`, `Pipeline::call`,
+//! `FaultTable::check`, `MeterRing::record`): no heap allocation, no lock, no syscall, and no
+//! OS clock read (time is one atomic load of the [`CoarseClock`]), unless the
+//! `slow-call-timing` feature is used with a slow-call policy. Waiting is the caller's choice
+//! and on the caller's timer: a retry's backoff, a bounded bulkhead wait, injected latency
+//! (the sync paths sleep the thread only then), and a time limit's timer, made only if the
+//! call has to wait. CLOSED admission is one atomic load; OPEN rejection
 //! one atomic load plus one clock load; transitions one CAS; a chaos check with nothing armed one
 //! atomic load; bulkhead admission one CAS and its release one `fetch_sub`; rate-limiter
-//! admission one clock load and one CAS. Proofs: the
+//! admission one clock load and one CAS; a retry budget's deposit one load when full, its
+//! withdrawal one CAS. Proofs: the
 //! `no_alloc` test (counting allocator), loom models of every lock-free protocol (state word,
-//! half-open permits, ring, seqlocked fault slots, the bulkhead's and the rate limiter's words),
+//! half-open permits, ring, seqlocked fault slots, the bulkhead's and the rate limiter's words,
+//! the retry budget's balance),
 //! and fuzz targets checking the breaker, the fault table, the meter ring, the bulkhead and the
 //! rate limiter against reference models. Figures and limits are in [`docs`].
 //!
@@ -58,7 +73,7 @@
 //! * `slow-call-timing`: per-call timing and a slow-call-rate trip policy (the one per-call
 //!   clock read).
 //! * `tower`: [`tower`] middleware: `CircuitBreakerLayer`, `ChaosLayer`, `MeteringLayer`,
-//!   `BulkheadLayer` and `RateLimitLayer`
+//!   `BulkheadLayer`, `RateLimitLayer`, `RetryLayer` and `TimeLimitLayer`
 //!   (runtime-agnostic; injected latency waits on a timer you pass in).
 //! * `test-util`: [`ManualClock`] and the `testing` reference-model drivers (used by the fuzz
 //!   targets and the corpus-replay tests).

@@ -8,5 +8,6 @@
 pub mod breaker_model;
 pub mod bulkhead_model;
 pub mod fault_table_model;
+pub mod keyed_rate_limit_model;
 pub mod meter_model;
 pub mod rate_limit_model;

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use resilience_core::State;
 use resilience_core::testing::breaker_model::{Coverage, run};
-use resilience_core::testing::{bulkhead_model, fault_table_model, meter_model, rate_limit_model};
+use resilience_core::testing::{
+    bulkhead_model, fault_table_model, keyed_rate_limit_model, meter_model, rate_limit_model,
+};
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -118,6 +120,20 @@ fn rate_limit_corpus_replays_clean() {
     );
     assert!(
         total.admitted > 0 && total.refused > 0 && total.never > 0 && total.retried_on_time > 0,
+        "{total:?}"
+    );
+}
+
+#[test]
+fn keyed_rate_limit_corpus_replays_clean() {
+    let total = replay(
+        "keyed_rate_limit",
+        20,
+        keyed_rate_limit_model::run,
+        keyed_rate_limit_model::Coverage::merge,
+    );
+    assert!(
+        total.admitted > 0 && total.refused > 0 && total.table_full > 0 && total.reused > 0,
         "{total:?}"
     );
 }

@@ -305,6 +305,25 @@ fn rate_limiter_paths_are_allocation_free() {
     assert_no_alloc("rate limiter refusal", || {
         assert!(limiter.try_acquire().is_err())
     });
+    let keyed = resilience_core::rate_limit::KeyedRateLimiter::builder("tenants")
+        .rate(1_000, Duration::from_secs(1))
+        .burst(10)
+        .capacity(64)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut tenant = 0u32;
+    assert_no_alloc("keyed rate limiter admit (str key)", || {
+        clock.advance(Duration::from_millis(1));
+        tenant = (tenant + 1) % 8;
+        let _ = keyed.try_acquire(["a", "b", "c", "d", "e", "f", "g", "h"][tenant as usize]);
+    });
+    for _ in 0..20 {
+        let _ = keyed.try_acquire("a");
+    }
+    assert_no_alloc("keyed rate limiter refusal", || {
+        assert!(keyed.try_acquire("a").is_err())
+    });
 }
 
 #[cfg(feature = "tower")]

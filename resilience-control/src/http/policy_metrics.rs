@@ -89,6 +89,43 @@ pub(super) fn encode(e: &mut DescriptorEncoder<'_>, c: &ControlPlane) -> fmt::Re
             })
         }),
     )?;
+    let keyed: Vec<_> = c
+        .limits()
+        .keyed_rate_limiters()
+        .iter()
+        .map(|l| (l.name().to_owned(), l.snapshot()))
+        .collect();
+    family(
+        e,
+        "keyed_rate_limiter_calls",
+        "Calls through each per-key rate limiter by result",
+        MetricType::Counter,
+        keyed.iter().flat_map(|(name, s)| {
+            [
+                ("admitted", s.admitted),
+                ("rejected", s.rejected),
+                ("table_full", s.table_full),
+            ]
+            .map(|(result, n)| {
+                (
+                    vec![("limiter", name.clone()), ("result", result.to_owned())],
+                    ConstCounter::new(n),
+                )
+            })
+        }),
+    )?;
+    family(
+        e,
+        "keyed_rate_limiter_keys_limited",
+        "Keys of each per-key rate limiter that have spent part of their burst",
+        MetricType::Gauge,
+        keyed.iter().map(|(name, s)| {
+            (
+                vec![("limiter", name.clone())],
+                ConstGauge::new(i64::try_from(s.keys_limited).unwrap_or(i64::MAX)),
+            )
+        }),
+    )?;
     let retries: Vec<_> = c
         .limits()
         .retries()

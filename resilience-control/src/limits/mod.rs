@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use resilience_core::GovernanceHash;
 use resilience_core::bulkhead::Bulkhead;
-use resilience_core::rate_limit::RateLimiter;
+use resilience_core::rate_limit::{KeyedRateLimiter, RateLimiter};
 use resilience_core::retry::Retry;
 use resilience_core::timeout::TimeLimiter;
 use serde::Serialize;
@@ -26,6 +26,7 @@ pub use settings::{BulkheadSettings, RateLimitSettings};
 pub struct Limits {
     bulkheads: Vec<Arc<Bulkhead>>,
     rate_limiters: Vec<Arc<RateLimiter>>,
+    keyed_rate_limiters: Vec<Arc<KeyedRateLimiter>>,
     retries: Vec<Arc<Retry>>,
     time_limiters: Vec<Arc<TimeLimiter>>,
 }
@@ -39,6 +40,16 @@ impl Limits {
     /// The rate limiter called `name`.
     pub fn rate_limiter(&self, name: &str) -> Option<&Arc<RateLimiter>> {
         self.rate_limiters.iter().find(|l| l.name() == name)
+    }
+
+    /// The per-key rate limiter called `name`.
+    pub fn keyed_rate_limiter(&self, name: &str) -> Option<&Arc<KeyedRateLimiter>> {
+        self.keyed_rate_limiters.iter().find(|l| l.name() == name)
+    }
+
+    /// Every per-key rate limiter, in the order given.
+    pub fn keyed_rate_limiters(&self) -> &[Arc<KeyedRateLimiter>] {
+        &self.keyed_rate_limiters
     }
 
     /// The retry policy called `name`.
@@ -65,6 +76,7 @@ impl Limits {
     pub fn is_empty(&self) -> bool {
         self.bulkheads.is_empty()
             && self.rate_limiters.is_empty()
+            && self.keyed_rate_limiters.is_empty()
             && self.retries.is_empty()
             && self.time_limiters.is_empty()
     }
@@ -90,10 +102,26 @@ impl Limits {
 
     /// Adds `limiter`; its name back when a rate limiter already has it.
     pub(crate) fn add_rate_limiter(&mut self, limiter: Arc<RateLimiter>) -> Result<(), String> {
-        if self.rate_limiter(limiter.name()).is_some() {
+        if self.rate_limiter(limiter.name()).is_some()
+            || self.keyed_rate_limiter(limiter.name()).is_some()
+        {
             return Err(limiter.name().to_owned());
         }
         self.rate_limiters.push(limiter);
+        Ok(())
+    }
+
+    /// Adds `limiter`; its name back when a rate limiter (keyed or not) already has it.
+    pub(crate) fn add_keyed_rate_limiter(
+        &mut self,
+        limiter: Arc<KeyedRateLimiter>,
+    ) -> Result<(), String> {
+        if self.keyed_rate_limiter(limiter.name()).is_some()
+            || self.rate_limiter(limiter.name()).is_some()
+        {
+            return Err(limiter.name().to_owned());
+        }
+        self.keyed_rate_limiters.push(limiter);
         Ok(())
     }
 
@@ -121,6 +149,7 @@ impl Limits {
             .iter()
             .map(|b| b.governance())
             .chain(self.rate_limiters.iter().map(|l| l.governance()))
+            .chain(self.keyed_rate_limiters.iter().map(|l| l.governance()))
             .chain(self.retries.iter().map(|r| r.governance()))
             .chain(self.time_limiters.iter().map(|t| t.governance()))
             .find(|tag| *tag != expected)
@@ -169,6 +198,23 @@ impl Limits {
                     }
                 })
                 .collect(),
+            keyed_rate_limiters: self
+                .keyed_rate_limiters
+                .iter()
+                .map(|l| {
+                    let s = l.snapshot();
+                    KeyedRateLimiterView {
+                        name: l.name().to_owned(),
+                        interval_ns: u64::try_from(l.interval().as_nanos()).unwrap_or(u64::MAX),
+                        burst: l.burst(),
+                        capacity: s.capacity,
+                        keys_limited: s.keys_limited,
+                        admitted: s.admitted,
+                        rejected: s.rejected,
+                        table_full: s.table_full,
+                    }
+                })
+                .collect(),
             retries: self
                 .retries
                 .iter()
@@ -212,6 +258,8 @@ pub struct LimitsReport {
     pub bulkheads: Vec<BulkheadView>,
     /// Every rate limiter.
     pub rate_limiters: Vec<RateLimiterView>,
+    /// Every per-key rate limiter.
+    pub keyed_rate_limiters: Vec<KeyedRateLimiterView>,
     /// Every retry policy.
     pub retries: Vec<RetryView>,
     /// Every time limit.
@@ -286,4 +334,26 @@ pub struct TimeLimiterView {
     pub completed: u64,
     /// Calls cut off at the limit since start.
     pub timed_out: u64,
+}
+
+/// One per-key rate limiter, now.
+#[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
+pub struct KeyedRateLimiterView {
+    /// Its name.
+    pub name: String,
+    /// Nanoseconds per permit, per key.
+    pub interval_ns: u64,
+    /// Permits at once per key after a quiet spell.
+    pub burst: u32,
+    /// Keys the table holds.
+    pub capacity: usize,
+    /// Keys that have spent part of their burst now.
+    pub keys_limited: usize,
+    /// Calls admitted since start.
+    pub admitted: u64,
+    /// Calls refused by their key's limit since start.
+    pub rejected: u64,
+    /// Calls of new keys refused for want of a slot since start.
+    pub table_full: u64,
 }

@@ -11,6 +11,8 @@ use crate::governance::GovernanceHash;
 pub struct RateLimited {
     /// Nanoseconds to wait; `u64::MAX` when asking for more permits than the burst holds.
     wait_nanos: u64,
+    /// A keyed limiter had no slot for a new key.
+    table_full: bool,
     governance: GovernanceHash,
 }
 
@@ -19,8 +21,23 @@ impl RateLimited {
     pub(super) fn new(wait_nanos: u64, governance: GovernanceHash) -> Self {
         RateLimited {
             wait_nanos,
+            table_full: false,
             governance,
         }
+    }
+
+    #[inline]
+    pub(super) fn table_full(self) -> Self {
+        RateLimited {
+            table_full: true,
+            ..self
+        }
+    }
+
+    /// Whether a [`KeyedRateLimiter`](super::KeyedRateLimiter) refused a new key because its
+    /// table had no free slot (rather than the key's own limit).
+    pub const fn is_table_full(&self) -> bool {
+        self.table_full
     }
 
     /// How long until the same call would be admitted (if nobody else takes the permits
@@ -31,13 +48,21 @@ impl RateLimited {
 
     /// A short snake_case label for metrics.
     pub const fn reason(&self) -> &'static str {
-        "rate_limited"
+        if self.table_full {
+            "rate_limit_table_full"
+        } else {
+            "rate_limited"
+        }
     }
 }
 
 impl fmt::Display for RateLimited {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.retry_after() {
+            Some(after) if self.table_full => write!(
+                f,
+                "rate limited: no room for a new key; retry after {after:?}"
+            )?,
             Some(after) => write!(f, "rate limited; retry after {after:?}")?,
             None => write!(f, "rate limited; more permits asked than the burst holds")?,
         }

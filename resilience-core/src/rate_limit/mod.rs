@@ -25,6 +25,9 @@
 
 mod error;
 mod gcra;
+mod keyed;
+#[cfg(all(test, resilience_loom))]
+mod loom_keyed;
 #[cfg(all(test, resilience_loom))]
 mod loom_tests;
 
@@ -34,6 +37,7 @@ use core::time::Duration;
 use crossbeam_utils::CachePadded;
 
 pub use error::RateLimited;
+pub use keyed::{KeyedRateLimiter, KeyedRateLimiterBuilder, KeyedRateLimiterSnapshot, PROBE};
 
 use crate::clock::{Clock, CoarseClock};
 use crate::error::ConfigError;

@@ -46,6 +46,9 @@ pub(crate) async fn run(config_path: Option<&Path>) -> Result<(), Error> {
     for limiter in config.rate_limiters()? {
         builder = builder.rate_limiter(limiter);
     }
+    for limiter in config.keyed_rate_limiters()? {
+        builder = builder.keyed_rate_limiter(limiter);
+    }
     for retry in config.retries()? {
         builder = builder.retry(retry);
     }
