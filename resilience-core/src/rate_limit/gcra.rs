@@ -6,6 +6,63 @@
 //! interval times the burst. Then the TAT moves to `max(tat, now) + cost`. Refused, it says
 //! how long until it would fit.
 
+use core::time::Duration;
+
+use crate::error::ConfigError;
+
+/// A validated rate in some unit of time (nanoseconds for the plain limiter, microseconds for
+/// the keyed one): the time per permit and how far ahead the TAT may run.
+pub(crate) struct Quota {
+    pub(crate) interval: u64,
+    pub(crate) burst: u32,
+    pub(crate) window: u64,
+}
+
+impl Quota {
+    /// `permits` per `period`, `burst` at once (default `permits`), in units of `unit_nanos`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming `rate` (zero, or finer than one permit per unit,
+    /// `finest` saying so), `period` (zero) or `burst` (zero).
+    pub(crate) fn new(
+        permits: u32,
+        period: Duration,
+        burst: Option<u32>,
+        unit_nanos: u64,
+        finest: &'static str,
+    ) -> Result<Self, ConfigError> {
+        if permits == 0 {
+            return Err(ConfigError::invalid("rate", permits, "at least 1 permit"));
+        }
+        if period.is_zero() {
+            return Err(ConfigError::invalid(
+                "period",
+                format_args!("{period:?}"),
+                "more than zero",
+            ));
+        }
+        let period_units = crate::clock::duration_nanos(period) / unit_nanos;
+        let interval = period_units / u64::from(permits);
+        if interval == 0 {
+            return Err(ConfigError::invalid(
+                "rate",
+                format_args!("{permits} per {period:?}"),
+                finest,
+            ));
+        }
+        let burst = burst.unwrap_or(permits);
+        if burst == 0 {
+            return Err(ConfigError::invalid("burst", burst, "at least 1"));
+        }
+        Ok(Quota {
+            interval,
+            burst,
+            window: interval.saturating_mul(u64::from(burst)),
+        })
+    }
+}
+
 /// The TAT after admitting, or the nanoseconds to wait.
 #[inline(always)]
 pub(crate) fn admit(tat: u64, now: u64, cost: u64, window: u64) -> Result<u64, u64> {

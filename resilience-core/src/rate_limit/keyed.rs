@@ -22,7 +22,7 @@ use core::hash::{BuildHasher, Hash};
 use core::time::Duration;
 
 use super::{RateLimited, gcra};
-use crate::clock::{Clock, CoarseClock, duration_nanos};
+use crate::clock::{Clock, CoarseClock};
 use crate::error::ConfigError;
 use crate::governance::GovernanceHash;
 use crate::stats::Counters;
@@ -342,27 +342,22 @@ impl<C: Clock> KeyedRateLimiterBuilder<C> {
     /// microsecond), `period` (zero), `burst` (zero, or a window `interval · burst` past two
     /// years) or `capacity`.
     pub fn build(self) -> Result<KeyedRateLimiter<C>, ConfigError> {
-        if self.permits == 0 {
-            return Err(ConfigError::invalid("rate", 0, "at least 1 permit"));
-        }
-        if self.period.is_zero() {
-            return Err(ConfigError::invalid("period", "0ns", "more than zero"));
-        }
-        let interval_us = duration_nanos(self.period) / 1_000 / u64::from(self.permits);
-        if interval_us == 0 {
-            return Err(ConfigError::invalid(
-                "rate",
-                format_args!("{} per {:?}", self.permits, self.period),
-                "at most one permit per microsecond per key",
-            ));
-        }
-        let burst = self.burst.unwrap_or(self.permits);
-        let window_us = interval_us.saturating_mul(u64::from(burst));
-        if burst == 0 || window_us > MAX_WINDOW_US {
+        let gcra::Quota {
+            interval: interval_us,
+            burst,
+            window: window_us,
+        } = gcra::Quota::new(
+            self.permits,
+            self.period,
+            self.burst,
+            1_000,
+            "at most one permit per microsecond per key",
+        )?;
+        if window_us > MAX_WINDOW_US {
             return Err(ConfigError::invalid(
                 "burst",
                 burst,
-                "at least 1, with interval × burst at most 2 years",
+                "an interval × burst of at most 2 years",
             ));
         }
         if !(8..=1 << 24).contains(&self.capacity) {

@@ -269,39 +269,23 @@ impl<C: Clock> RateLimiterBuilder<C> {
     /// [`ConfigError::Invalid`] naming `rate` (0 permits, or more than one per nanosecond),
     /// `period` (zero) or `burst` (0).
     pub fn build(self) -> Result<RateLimiter<C>, ConfigError> {
-        if self.permits == 0 {
-            return Err(ConfigError::invalid(
-                "rate",
-                self.permits,
-                "at least 1 permit",
-            ));
-        }
-        if self.period.is_zero() {
-            return Err(ConfigError::invalid(
-                "period",
-                format_args!("{:?}", self.period),
-                "more than zero",
-            ));
-        }
-        let period = u64::try_from(self.period.as_nanos()).unwrap_or(u64::MAX);
-        let interval = period / u64::from(self.permits);
-        if interval == 0 {
-            return Err(ConfigError::invalid(
-                "rate",
-                format_args!("{} per {:?}", self.permits, self.period),
-                "at most one permit per nanosecond",
-            ));
-        }
-        let burst = self.burst.unwrap_or(self.permits);
-        if burst == 0 {
-            return Err(ConfigError::invalid("burst", burst, "at least 1"));
-        }
+        let gcra::Quota {
+            interval,
+            burst,
+            window,
+        } = gcra::Quota::new(
+            self.permits,
+            self.period,
+            self.burst,
+            1,
+            "at most one permit per nanosecond",
+        )?;
         // Start with a full burst: the TAT at "now" means nothing is borrowed yet.
         let now = self.clock.now().as_nanos();
         Ok(RateLimiter {
             tat: CachePadded::new(AtomicU64::new(now)),
             interval,
-            window: interval.saturating_mul(u64::from(burst)),
+            window,
             burst,
             totals: self.totals,
             clock: self.clock,
