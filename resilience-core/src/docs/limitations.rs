@@ -50,6 +50,29 @@
 //!   ticker): within one tick it admits what the burst and earlier ticks' credit allow, so a
 //!   rate above one permit per tick comes in per-tick bunches. Over longer spans it is exact.
 //! * **At most one permit per nanosecond**, and a burst of at most `u32::MAX`.
+//! * **A keyed rate limiter is a bounded table.** At most one permit per microsecond per key;
+//!   a new key whose probe window (8 slots) holds only keys in debt is refused as "table full"
+//!   until one pays off, so size it for the keys active within one burst window. Two keys
+//!   sharing a window and a 16-bit tag share a limit (stricter, never looser); two first calls
+//!   of a new key racing while a slot of its window frees may place it twice, once.
+//! * **An exact shared limit costs atomic read-modify-writes**: a bulkhead admission and release
+//!   are two on one line, a rate-limiter admission one compare-and-swap, as in the peers that
+//!   do the same (tokio's semaphore, governor), so on one thread they are 1.5–2.3× cheaper than
+//!   those peers, not more; with two threads the line's contention dominates.
+//!
+//! # Retry, time limit, pipeline
+//!
+//! * **A sync call cannot be preempted**: `Pipeline::call` has no time limit, and its backoffs
+//!   and injected latency sleep the thread (the only place the data plane blocks, on a path the
+//!   caller chose).
+//! * **Retries return the last error**; why a call gave up (attempts, budget, deadline) is
+//!   counted in the policy's snapshot, not carried by the error.
+//! * **The retry budget caps deposits instead of expiring them** (Finagle and tower keep a time
+//!   window): after a long healthy spell an outage may start with up to `max_balance` retries.
+//! * **A time limit's deadline is on the coarse clock** (1 ms ticks under the control plane), so
+//!   a limit is kept to within a tick plus the caller's timer's own resolution.
+//! * **An async pipeline call is a 232-byte future**: under 40 ns with every policy, against
+//!   about 20 ns for the same in sync code.
 //!
 //! # Metering
 //!
