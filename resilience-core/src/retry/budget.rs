@@ -68,10 +68,15 @@ impl<C: Clock> RetryBudget<C> {
     /// Credits one call (a first attempt) to the budget.
     #[inline]
     pub fn deposit(&self) {
-        // A load first: a healthy service keeps the balance full and then pays no RMW. Threads
-        // that all see room may overshoot the cap by one deposit each, which is harmless.
-        if self.deposit != 0 && self.balance.load(Ordering::Relaxed) < self.cap {
-            self.balance.fetch_add(self.deposit, Ordering::Relaxed);
+        // A load first: a healthy service keeps the balance full and then pays no RMW. A
+        // deposit fills at most the room it saw; threads that see the same room at once may
+        // overshoot the cap by a deposit each, which is harmless.
+        let balance = self.balance.load(Ordering::Relaxed);
+        if balance < self.cap {
+            let amount = self.deposit.min(self.cap - balance);
+            if amount > 0 {
+                self.balance.fetch_add(amount, Ordering::Relaxed);
+            }
         }
     }
 
@@ -238,6 +243,16 @@ mod tests {
             budget.deposit();
         }
         assert_eq!(budget.available(), 2, "capped");
+        // A ratio above the cap fills it exactly, never beyond.
+        let generous = RetryBudget::builder()
+            .ratio(50.0)
+            .min_per_sec(0)
+            .max_balance(3)
+            .build()
+            .unwrap();
+        generous.deposit();
+        generous.deposit();
+        assert_eq!(generous.available(), 3);
         assert!(budget.try_withdraw() && budget.try_withdraw());
         assert!(!budget.try_withdraw());
         let snap = budget.snapshot();
