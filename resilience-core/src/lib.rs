@@ -30,7 +30,8 @@
 //!   (limit and calls in flight together), refusing at once when full; the slot comes back when
 //!   the permit drops, so panics and cancelled futures free theirs too.
 //! * [`RateLimiter`](rate_limit::RateLimiter) ([`rate_limit`]): GCRA in one atomic word (the
-//!   theoretical arrival time), a burst and a rate, refusals saying when to retry.
+//!   theoretical arrival time), a burst and a rate, refusals saying when to retry; and
+//!   [`KeyedRateLimiter`](rate_limit::KeyedRateLimiter), a limit per key in a bounded table.
 //! * [`Retry`](retry::Retry) ([`retry`]): jittered exponential backoff (none, full, equal,
 //!   decorrelated), a classifier, deadlines, and a [`RetryBudget`](retry::RetryBudget) shared
 //!   by callers so retries cannot multiply an outage's load.
@@ -73,7 +74,7 @@
 //! * `slow-call-timing`: per-call timing and a slow-call-rate trip policy (the one per-call
 //!   clock read).
 //! * `tower`: [`tower`] middleware: `CircuitBreakerLayer`, `ChaosLayer`, `MeteringLayer`,
-//!   `BulkheadLayer`, `RateLimitLayer`, `RetryLayer` and `TimeLimitLayer`
+//!   `BulkheadLayer`, `RateLimitLayer`, `KeyedRateLimitLayer`, `RetryLayer` and `TimeLimitLayer`
 //!   (runtime-agnostic; injected latency waits on a timer you pass in).
 //! * `test-util`: [`ManualClock`] and the `testing` reference-model drivers (used by the fuzz
 //!   targets and the corpus-replay tests).

@@ -657,3 +657,59 @@ async fn the_retry_and_time_limit_layers_call_a_real_upstream() {
     assert_eq!((snap.completed, snap.timed_out), (3, 3));
     assert_eq!(retry.snapshot().gave_up_attempts, 1);
 }
+
+/// A limit per tenant, read from a header on a real server: one tenant over its burst gets
+/// 429 while another still gets through, and requests without the header are not limited.
+#[tokio::test]
+async fn the_keyed_rate_limit_layer_limits_each_tenant_on_its_own() {
+    use axum::extract::Request;
+    use resilience_core::rate_limit::{KeyedRateLimiter, key_hash};
+    use resilience_core::tower::KeyedRateLimitLayer;
+
+    let per_tenant = Arc::new(
+        KeyedRateLimiter::builder("tenants")
+            .rate(1, Duration::from_secs(60))
+            .burst(2)
+            .build()
+            .unwrap(),
+    );
+    let tenant_of = |request: &Request| {
+        request
+            .headers()
+            .get("x-tenant")
+            .map(|v| key_hash(v.as_bytes()))
+    };
+    let router = Router::new()
+        .route("/api", get(|| async { "ok" }))
+        .route_layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(refused))
+                .layer(KeyedRateLimitLayer::new(per_tenant.clone(), tenant_of))
+                .map_err(|never: Infallible| -> tower::BoxError { match never {} }),
+        );
+    let addr = serve(router).await;
+    let client = client();
+    let url = format!("http://{addr}/api");
+    let call = |tenant: Option<&'static str>| {
+        let mut request = client.get(&url);
+        if let Some(t) = tenant {
+            request = request.header("x-tenant", t);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let mut acme = Vec::new();
+    for _ in 0..4 {
+        acme.push(call(Some("acme")).await);
+    }
+    assert_eq!(acme, [200, 200, 429, 429]);
+    assert_eq!(
+        call(Some("globex")).await,
+        200,
+        "another tenant has its own limit"
+    );
+    for _ in 0..5 {
+        assert_eq!(call(None).await, 200, "no tenant, no limit");
+    }
+    let snap = per_tenant.snapshot();
+    assert_eq!((snap.admitted, snap.rejected), (3, 2));
+}

@@ -12,14 +12,15 @@
 //!
 //! Two keys whose hashes share the home window and the 16-bit tag share one limit (stricter,
 //! never looser): with a table of `n` slots, a given pair does so with probability about
-//! 8/(n·65 536). The hash is seeded per limiter, so callers cannot aim keys at a victim's
-//! window. A first call of a new key racing a second first call while a slot of the window
+//! 8/(n·65 536). The hash ([`key_hash`]) is seeded per process, so callers cannot aim keys at
+//! a victim's window. A first call of a new key racing a second first call while a slot of the window
 //! frees may place the key twice, giving it one extra burst once; the window then resolves to
 //! the first slot.
 
 use core::fmt;
 use core::hash::{BuildHasher, Hash};
 use core::time::Duration;
+use std::sync::OnceLock;
 
 use super::{RateLimited, gcra};
 use crate::clock::{Clock, CoarseClock};
@@ -27,6 +28,32 @@ use crate::error::ConfigError;
 use crate::governance::GovernanceHash;
 use crate::stats::Counters;
 use crate::sync::{AtomicU64, Ordering};
+
+/// The hash [`KeyedRateLimiter::try_acquire`] uses for `key`: foldhash, seeded once per
+/// process from the operating system's randomness, so callers cannot choose keys that crowd a
+/// victim's slots. The same for every limiter in the process, so a key can be hashed once per
+/// request and used with several limiters ([`KeyedRateLimiter::try_acquire_hashed`]).
+///
+/// # Examples
+///
+/// ```
+/// use resilience_core::rate_limit::key_hash;
+///
+/// assert_eq!(key_hash("acme"), key_hash("acme"));
+/// assert_ne!(key_hash("acme"), key_hash("globex"));
+/// ```
+#[inline]
+pub fn key_hash<K: Hash + ?Sized>(key: &K) -> u64 {
+    static STATE: OnceLock<foldhash::fast::FixedState> = OnceLock::new();
+    STATE
+        .get_or_init(|| {
+            // std's RandomState draws its keys from the OS once per thread; one hash of a
+            // constant turns them into the seed.
+            let seed = std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64);
+            foldhash::fast::FixedState::with_seed(seed)
+        })
+        .hash_one(key)
+}
 
 /// Slots searched for a key from its home slot.
 pub const PROBE: usize = 8;
@@ -85,7 +112,6 @@ pub struct KeyedRateLimiter<C: Clock = CoarseClock> {
     interval_us: u64,
     window_us: u64,
     burst: u32,
-    hasher: foldhash::fast::RandomState,
     clock: C,
     counters: Counters<3>,
     name: Box<str>,
@@ -117,11 +143,11 @@ impl<C: Clock> KeyedRateLimiter<C> {
     /// room for a new key ([`RateLimited::is_table_full`]), until a slot frees.
     #[inline]
     pub fn try_acquire<K: Hash + ?Sized>(&self, key: &K) -> Result<(), RateLimited> {
-        self.try_acquire_hashed(self.hasher.hash_one(key))
+        self.try_acquire_hashed(key_hash(key))
     }
 
-    /// [`try_acquire`](Self::try_acquire) for a key already hashed (any well-mixed 64-bit hash,
-    /// e.g. of a tenant id computed once per request).
+    /// [`try_acquire`](Self::try_acquire) for a key already hashed with [`key_hash`] (or any
+    /// well-mixed 64-bit hash the caller keeps secret).
     ///
     /// # Errors
     ///
@@ -374,7 +400,6 @@ impl<C: Clock> KeyedRateLimiterBuilder<C> {
             interval_us,
             window_us,
             burst,
-            hasher: foldhash::fast::RandomState::default(),
             clock: self.clock,
             counters: Counters::new(),
             name: self.name.into_boxed_str(),

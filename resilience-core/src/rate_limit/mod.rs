@@ -37,7 +37,9 @@ use core::time::Duration;
 use crossbeam_utils::CachePadded;
 
 pub use error::RateLimited;
-pub use keyed::{KeyedRateLimiter, KeyedRateLimiterBuilder, KeyedRateLimiterSnapshot, PROBE};
+pub use keyed::{
+    KeyedRateLimiter, KeyedRateLimiterBuilder, KeyedRateLimiterSnapshot, PROBE, key_hash,
+};
 
 use crate::clock::{Clock, CoarseClock};
 use crate::error::ConfigError;

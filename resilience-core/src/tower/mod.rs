@@ -1,6 +1,6 @@
 //! Tower middleware over the data plane (feature `tower`): [`CircuitBreakerLayer`],
-//! [`ChaosLayer`], [`MeteringLayer`], [`BulkheadLayer`], [`RateLimitLayer`], [`RetryLayer`] and
-//! [`TimeLimitLayer`].
+//! [`ChaosLayer`], [`MeteringLayer`], [`BulkheadLayer`], [`RateLimitLayer`],
+//! [`KeyedRateLimitLayer`], [`RetryLayer`] and [`TimeLimitLayer`].
 //!
 //! ```
 //! use std::sync::Arc;
@@ -48,6 +48,7 @@
 mod breaker;
 mod bulkhead;
 mod chaos;
+mod keyed_rate_limit;
 mod metering;
 mod rate_limit;
 mod retry;
@@ -56,6 +57,7 @@ mod time_limit;
 pub use breaker::{BreakerHandle, CircuitBreakerLayer, CircuitBreakerService, ResponseFuture};
 pub use bulkhead::{BulkheadLayer, BulkheadResponse, BulkheadService};
 pub use chaos::{ChaosError, ChaosFuture, ChaosLayer, ChaosService, Sleep};
+pub use keyed_rate_limit::{KeyedRateLimitLayer, KeyedRateLimitService};
 pub use metering::{
     CountTokens, LatencyClock, MeteringFuture, MeteringLayer, MeteringService, NoTokens,
 };

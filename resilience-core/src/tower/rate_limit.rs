@@ -116,25 +116,38 @@ where
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         match self.limiter.try_acquire() {
-            Ok(()) => RateLimitResponse {
-                refused: None,
-                call: Some(self.inner.call(request)),
-            },
-            Err(limited) => RateLimitResponse {
-                refused: Some(limited),
-                call: None,
-            },
+            Ok(()) => RateLimitResponse::admitted(self.inner.call(request)),
+            Err(limited) => RateLimitResponse::refused(limited),
         }
     }
 }
 
 pin_project! {
-    /// The response future of [`RateLimitService`].
+    /// The response future of [`RateLimitService`] and
+    /// [`KeyedRateLimitService`](super::KeyedRateLimitService).
     #[must_use = "futures do nothing unless polled"]
     pub struct RateLimitResponse<F> {
         refused: Option<RateLimited>,
         #[pin]
         call: Option<F>,
+    }
+}
+
+impl<F> RateLimitResponse<F> {
+    #[inline]
+    pub(super) fn admitted(call: F) -> Self {
+        RateLimitResponse {
+            refused: None,
+            call: Some(call),
+        }
+    }
+
+    #[inline]
+    pub(super) fn refused(limited: RateLimited) -> Self {
+        RateLimitResponse {
+            refused: Some(limited),
+            call: None,
+        }
     }
 }
 
