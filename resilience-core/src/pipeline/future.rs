@@ -54,20 +54,16 @@ impl<T, E, G: FnOnce(PipelineError<E>) -> T> Fallback<T, E> for G {
 
 pin_project! {
     #[project = StepProj]
-    enum Step<Fut, S> {
+    enum Step<Fut> {
         // Admission, chaos, then the call.
         Start,
-        // Injected latency (then the call) or an injected time-out (then the error).
-        Injected { #[pin] timer: S, fault: Fault },
-        Calling {
-            #[pin]
-            call: Fut,
-            #[pin]
-            timer: Option<S>,
-            // With a time limit: when it ends, and the error then.
-            limit: Option<(Nanos, TimedOut)>,
-        },
-        Backoff { #[pin] timer: S },
+        // Injected latency (then the call) or an injected time-out (then the error), on the
+        // timer.
+        Injected { fault: Fault },
+        // The call; with a time limit, the timer (made on the first `Pending`) ends it.
+        Calling { #[pin] call: Fut },
+        // A backoff on the timer, then the next attempt.
+        Backoff,
     }
 }
 
@@ -86,8 +82,16 @@ pin_project! {
         started: bool,
         permit: Option<Permit<'a, C>>,
         slot: Option<BulkheadPermit<'a>>,
+        // When the attempt's time limit ends (with a time limiter), on its clock, and the
+        // error then.
+        limit: Option<(Nanos, TimedOut)>,
+        // One timer serves the injected delay, the time limit and the backoff, which never
+        // overlap; it is made only when one of them has to wait, so a call that completes at
+        // once writes nothing here.
         #[pin]
-        step: Step<Fut, S>,
+        timer: Option<S>,
+        #[pin]
+        step: Step<Fut>,
     }
 }
 
@@ -104,6 +108,8 @@ impl<'a, C: Clock, F, Fut, SF, S> PipelineFuture<'a, C, AnyError, NoFallback, F,
             started: false,
             permit: None,
             slot: None,
+            limit: None,
+            timer: None,
             step: Step::Start,
         }
     }
@@ -122,6 +128,8 @@ impl<'a, C: Clock, K, G, F, Fut, SF, S> PipelineFuture<'a, C, K, G, F, Fut, SF, 
             started: false,
             permit: None,
             slot: None,
+            limit: None,
+            timer: None,
             step: Step::Start,
         }
     }
@@ -138,6 +146,8 @@ impl<'a, C: Clock, K, G, F, Fut, SF, S> PipelineFuture<'a, C, K, G, F, Fut, SF, 
             started: false,
             permit: None,
             slot: None,
+            limit: None,
+            timer: None,
             step: Step::Start,
         }
     }
@@ -182,39 +192,37 @@ where
                             *this.slot = slot;
                             match pipeline.chaos_fault() {
                                 Some(fault @ (Fault::Latency(delay) | Fault::Timeout(delay))) => {
-                                    let timer = (this.sleep)(delay);
-                                    this.step.set(Step::Injected { timer, fault });
+                                    this.timer.set(Some((this.sleep)(delay)));
+                                    this.step.set(Step::Injected { fault });
                                     continue;
                                 }
                                 Some(fault) => end_injected(this.permit, this.slot, fault),
                                 None => {
-                                    let call = start_call(pipeline, this.schedule, this.op);
-                                    this.step.set(call);
+                                    let call =
+                                        start_call(pipeline, this.schedule, this.op, this.limit);
+                                    this.step.set(Step::Calling { call });
                                     continue;
                                 }
                             }
                         }
                     }
                 }
-                StepProj::Injected { timer, fault } => {
-                    if timer.poll(cx).is_pending() {
+                StepProj::Injected { fault } => {
+                    if !timer_fired(this.timer.as_mut(), cx) {
                         return Poll::Pending;
                     }
+                    this.timer.set(None);
                     if let Fault::Latency(_) = fault {
-                        let call = start_call(pipeline, this.schedule, this.op);
-                        this.step.set(call);
+                        let call = start_call(pipeline, this.schedule, this.op, this.limit);
+                        this.step.set(Step::Calling { call });
                         continue;
                     }
                     let fault = *fault;
                     end_injected(this.permit, this.slot, fault)
                 }
-                StepProj::Calling {
-                    call,
-                    mut timer,
-                    limit,
-                } => match call.poll(cx) {
+                StepProj::Calling { call } => match call.poll(cx) {
                     Poll::Ready(outcome) => {
-                        if limit.is_some()
+                        if this.limit.is_some()
                             && let Some(limiter) = &pipeline.time_limiter
                         {
                             limiter.finished(true);
@@ -226,27 +234,23 @@ where
                         }
                     }
                     Poll::Pending => {
-                        let Some((deadline, timed_out)) = *limit else {
+                        let (Some((deadline, timed_out)), Some(limiter)) =
+                            (*this.limit, &pipeline.time_limiter)
+                        else {
                             return Poll::Pending;
                         };
-                        if timer.is_none()
-                            && let Some(limiter) = &pipeline.time_limiter
-                        {
+                        if this.timer.is_none() {
                             let left = deadline.saturating_since(limiter.clock().now());
                             if !left.is_zero() {
-                                timer.set(Some((this.sleep)(left)));
+                                this.timer.set(Some((this.sleep)(left)));
                             }
                         }
-                        let fired = match timer.as_pin_mut() {
-                            Some(timer) => timer.poll(cx).is_ready(),
-                            None => true,
-                        };
-                        if !fired {
+                        // No timer: the deadline had already passed.
+                        if this.timer.is_some() && !timer_fired(this.timer.as_mut(), cx) {
                             return Poll::Pending;
                         }
-                        if let Some(limiter) = &pipeline.time_limiter {
-                            limiter.finished(false);
-                        }
+                        this.timer.set(None);
+                        limiter.finished(false);
                         this.slot.take();
                         if let Some(permit) = this.permit.take() {
                             permit.failure();
@@ -254,10 +258,11 @@ where
                         PipelineError::TimedOut(timed_out)
                     }
                 },
-                StepProj::Backoff { timer } => {
-                    if timer.poll(cx).is_pending() {
+                StepProj::Backoff => {
+                    if !timer_fired(this.timer.as_mut(), cx) {
                         return Poll::Pending;
                     }
+                    this.timer.set(None);
                     this.step.set(Step::Start);
                     continue;
                 }
@@ -269,8 +274,8 @@ where
             });
             match delay {
                 Some(delay) => {
-                    let timer = (this.sleep)(delay);
-                    this.step.set(Step::Backoff { timer });
+                    this.timer.set(Some((this.sleep)(delay)));
+                    this.step.set(Step::Backoff);
                 }
                 None => {
                     let on = pipeline.fallback_on;
@@ -284,27 +289,30 @@ where
     }
 }
 
-/// The call of the current attempt, with its time limit if the pipeline has one.
+/// Whether the timer (if one is set) has fired.
+#[inline]
+fn timer_fired<S: Future<Output = ()>>(timer: Pin<&mut Option<S>>, cx: &mut Context<'_>) -> bool {
+    match timer.as_pin_mut() {
+        Some(timer) => timer.poll(cx).is_ready(),
+        None => true,
+    }
+}
+
+/// The call of the current attempt; with a time limiter, its deadline goes to `limit`.
 #[inline(always)]
-fn start_call<C: Clock, Fut, S>(
+fn start_call<C: Clock, Fut>(
     pipeline: &Pipeline<C>,
     schedule: &Schedule,
     op: &mut impl FnMut(Attempt) -> Fut,
-) -> Step<Fut, S> {
+    limit: &mut Option<(Nanos, TimedOut)>,
+) -> Fut {
     let attempt = schedule.attempt();
     match &pipeline.time_limiter {
-        None => Step::Calling {
-            call: op(attempt),
-            timer: None,
-            limit: None,
-        },
+        None => op(attempt),
         Some(limiter) => {
             let (deadline, timed_out) = limiter.start(attempt.deadline());
-            Step::Calling {
-                call: op(attempt.with_deadline(deadline)),
-                timer: None,
-                limit: Some((deadline.instant(), timed_out)),
-            }
+            *limit = Some((deadline.instant(), timed_out));
+            op(attempt.with_deadline(deadline))
         }
     }
 }
