@@ -18,7 +18,7 @@ use crate::bulkhead::BulkheadPermit;
 use crate::chaos::Fault;
 use crate::clock::{Clock, Nanos};
 use crate::retry::{AnyError, Attempt, RetryOn, Schedule};
-use crate::timeout::{Deadline, TimedOut};
+use crate::timeout::{Deadline, TimedOut, limit_reached};
 
 /// What answers a failed call: nothing ([`NoFallback`]) or a closure given the error.
 pub trait Fallback<T, E> {
@@ -118,28 +118,24 @@ impl<'a, C: Clock, F, Fut, SF, S> PipelineFuture<'a, C, AnyError, NoFallback, F,
 impl<'a, C: Clock, K, G, F, Fut, SF, S> PipelineFuture<'a, C, K, G, F, Fut, SF, S> {
     /// Retries only the call errors `retry_on` accepts (refusals are never retried).
     pub fn when<K2>(self, retry_on: K2) -> PipelineFuture<'a, C, K2, G, F, Fut, SF, S> {
-        PipelineFuture {
-            pipeline: self.pipeline,
-            retry_on,
-            fallback: self.fallback,
-            op: self.op,
-            sleep: self.sleep,
-            schedule: self.schedule,
-            started: false,
-            permit: None,
-            slot: None,
-            limit: None,
-            timer: None,
-            step: Step::Start,
-        }
+        self.reassemble(|_, fallback| (retry_on, fallback))
     }
 
     /// Answers with `fallback` when the pipeline's [`FallbackOn`] covers the error.
     pub fn or_else<G2>(self, fallback: G2) -> PipelineFuture<'a, C, K, G2, F, Fut, SF, S> {
+        self.reassemble(|retry_on, _| (retry_on, Some(fallback)))
+    }
+
+    // The settings methods run before the first poll, so nothing but the settings carries over.
+    fn reassemble<K2, G2>(
+        self,
+        settings: impl FnOnce(K, Option<G>) -> (K2, Option<G2>),
+    ) -> PipelineFuture<'a, C, K2, G2, F, Fut, SF, S> {
+        let (retry_on, fallback) = settings(self.retry_on, self.fallback);
         PipelineFuture {
             pipeline: self.pipeline,
-            retry_on: self.retry_on,
-            fallback: Some(fallback),
+            retry_on,
+            fallback,
             op: self.op,
             sleep: self.sleep,
             schedule: self.schedule,
@@ -239,14 +235,13 @@ where
                         else {
                             return Poll::Pending;
                         };
-                        if this.timer.is_none() {
-                            let left = deadline.saturating_since(limiter.clock().now());
-                            if !left.is_zero() {
-                                this.timer.set(Some((this.sleep)(left)));
-                            }
-                        }
-                        // No timer: the deadline had already passed.
-                        if this.timer.is_some() && !timer_fired(this.timer.as_mut(), cx) {
+                        if !limit_reached(
+                            this.timer.as_mut(),
+                            Some(&mut *this.sleep),
+                            deadline,
+                            limiter.clock(),
+                            cx,
+                        ) {
                             return Poll::Pending;
                         }
                         this.timer.set(None);

@@ -76,25 +76,48 @@ where
     type Output = Result<Fut::Output, TimedOut>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(output) = this.call.poll(cx) {
             this.on_finish.finished(true);
             return Poll::Ready(Ok(output));
         }
-        if let Some(make_timer) = this.make_timer.take() {
-            let left = this.deadline.saturating_since(this.clock.now());
-            if left.is_zero() {
-                this.on_finish.finished(false);
-                return Poll::Ready(Err(*this.error));
-            }
-            this.timer.set(Some(make_timer(left)));
+        if limit_reached(
+            this.timer,
+            this.make_timer.take(),
+            *this.deadline,
+            *this.clock,
+            cx,
+        ) {
+            this.on_finish.finished(false);
+            return Poll::Ready(Err(*this.error));
         }
-        match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
-            Some(Poll::Ready(())) => {
-                this.on_finish.finished(false);
-                Poll::Ready(Err(*this.error))
-            }
-            _ => Poll::Pending,
-        }
+        Poll::Pending
     }
+}
+
+/// Whether a call's time limit has passed. The first time (`timer` empty) it makes the timer
+/// with `make` for the time left until `deadline` on `clock`, or none at all when the deadline
+/// has already passed; then it polls the timer. Shared by [`Timeout`], the tower time limit and
+/// the pipeline, so that all three make the timer lazily in the same way.
+#[inline]
+pub(crate) fn limit_reached<S: Future<Output = ()>, C: Clock>(
+    mut timer: Pin<&mut Option<S>>,
+    make: Option<impl FnOnce(Duration) -> S>,
+    deadline: Nanos,
+    clock: &C,
+    cx: &mut Context<'_>,
+) -> bool {
+    if timer.is_none() {
+        let Some(make) = make else {
+            return true;
+        };
+        let left = deadline.saturating_since(clock.now());
+        if left.is_zero() {
+            return true;
+        }
+        timer.set(Some(make(left)));
+    }
+    timer
+        .as_pin_mut()
+        .is_some_and(|timer| timer.poll(cx).is_ready())
 }

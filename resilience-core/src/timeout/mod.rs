@@ -31,6 +31,7 @@ use core::time::Duration;
 
 pub use deadline::Deadline;
 pub use future::Timeout;
+pub(crate) use future::limit_reached;
 
 use crate::clock::{Clock, CoarseClock, duration_nanos};
 use crate::error::ConfigError;

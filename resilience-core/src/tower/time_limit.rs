@@ -11,7 +11,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::Sleep;
-use crate::clock::{Clock, Nanos};
+use crate::clock::Nanos;
+use crate::timeout::limit_reached;
 use crate::timeout::{TimeLimiter, TimedOut};
 
 /// Wraps services in a [`TimeLimitService`]: a response not ready by the limiter's limit is
@@ -139,21 +140,13 @@ where
     type Output = Result<R, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(output) = this.call.poll(cx) {
             this.limiter.finished(true);
             return Poll::Ready(output);
         }
-        if let Some(sleep) = this.sleep.take() {
-            let left = this.deadline.saturating_since(this.limiter.clock().now());
-            if !left.is_zero() {
-                this.timer.set(Some(sleep.sleep(left)));
-            }
-        }
-        let fired = match this.timer.as_pin_mut() {
-            Some(timer) => timer.poll(cx).is_ready(),
-            None => true,
-        };
+        let make = this.sleep.take().map(|sleep| move |left| sleep.sleep(left));
+        let fired = limit_reached(this.timer, make, *this.deadline, this.limiter.clock(), cx);
         if fired {
             this.limiter.finished(false);
             Poll::Ready(Err(E::from(*this.error)))
