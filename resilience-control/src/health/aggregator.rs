@@ -316,7 +316,7 @@ impl HealthAggregator {
 
     /// Adds the policies' pressure to every sample from now on (see [`HealthReport::pressure`]).
     /// Only the first source set is used; `false` when one was already set.
-    pub fn set_pressure_source(&self, source: Arc<dyn super::PressureSource>) -> bool {
+    pub(crate) fn set_pressure_source(&self, source: Arc<dyn super::PressureSource>) -> bool {
         self.inner.pressure.set(source).is_ok()
     }
 

@@ -17,5 +17,6 @@ pub(crate) use breaker_alert::{
     BreakerAlertCounts, BreakerAlerts, deliver as deliver_breaker_alerts,
 };
 pub use breakers::{BreakerHealthCheck, BreakerStatus, breaker_health_check, breaker_status};
-pub use pressure::{Pressure, PressureSource};
+pub use pressure::Pressure;
+pub(crate) use pressure::PressureSource;
 pub use score::{HealthStatus, HealthThresholds, HealthWeights, StateCounts};

@@ -23,8 +23,10 @@ impl Pressure {
 }
 
 /// What the health sampler asks for pressure on each sample. The control plane installs one
-/// over its [`Limits`](crate::limits::Limits).
-pub trait PressureSource: Send + Sync {
+/// over its [`Limits`](crate::limits::Limits). Crate-private on purpose: the sampler calls it
+/// inline, so only this crate's non-blocking, non-panicking watch may be installed (a user
+/// callback that blocked or panicked here would stall or kill health sampling).
+pub(crate) trait PressureSource: Send + Sync {
     /// The policies under pressure since the previous call.
     fn pressure(&self) -> Pressure;
 }
